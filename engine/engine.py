@@ -1,0 +1,268 @@
+"""The Engine: submit a request, get a handle that streams results and can be cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from ._channel import ChannelClosed, ResultChannel, on_loop
+from .cancel import Cancelled, CancelToken
+from .errors import BreezeError, RunnerError
+from .registry import Registry, RunnerEntry
+from .retry import stream_with_retry
+from .routing import route
+from .runner import Runner, Stopwatch
+from .settings import EngineSettings
+from .types import Capability, InferenceRequest, InferenceResult
+
+__all__ = ["Engine", "Handle"]
+
+log = logging.getLogger("breeze.engine")
+
+# Load failures after which the next candidate runner is tried.
+_FALLBACK_CODES = frozenset({"E404", "E500", "E501", "E502", "E503", "E504"})
+
+
+class Handle:
+    """An async iterator over one request's results, ending with exactly one terminal result.
+
+    `cancel()` is safe from any task or thread and returns at once; the stream then ends with
+    a terminal result whose metadata has finish_reason "cancelled" and the output so far.
+    """
+
+    def __init__(self, engine: Engine, request: InferenceRequest, runner: str | None) -> None:
+        loop = asyncio.get_running_loop()
+        settings = engine.settings
+        self.request = request
+        self.request_id = request.request_id
+        self.token = CancelToken()
+        self.terminal: InferenceResult | None = None
+        self._loop = loop
+        self._channel = ResultChannel(loop, settings.queue_size)
+        self._interval = settings.emit_interval_ms / 1000.0
+        self._grace = settings.cancel_grace_s
+        self._last_emit: float | None = None
+        self._watch = Stopwatch()
+        # request-level metadata every delivered result carries (runner_name once chosen)
+        self._extra: dict[str, Any] = {"request_id": request.request_id}
+        self._task = loop.create_task(
+            engine._drive(request, runner, self.token, self._channel, self._extra)
+        )
+
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        if self.token.cancelled or self._task.done():
+            return
+        self.token.cancel(reason)
+        if on_loop(self._loop):
+            self._after_cancel()
+        else:
+            self._loop.call_soon_threadsafe(self._after_cancel)
+
+    def _after_cancel(self) -> None:
+        self._channel.discard_partials()
+        self._loop.call_later(self._grace, self._task.cancel)
+
+    @property
+    def done(self) -> bool:
+        return self.terminal is not None
+
+    def __aiter__(self) -> Handle:
+        return self
+
+    async def __anext__(self) -> InferenceResult:
+        if self.terminal is not None:
+            raise StopAsyncIteration
+        try:
+            result = await self._channel.get()
+        except ChannelClosed:  # only if the drive task was torn down with the loop
+            raise StopAsyncIteration from None
+        if result.coalescible and self._interval:
+            result = await self._pace(result)
+        result = self._annotate(result)
+        if not result.partial:
+            self.terminal = result
+        return result
+
+    def _annotate(self, result: InferenceResult) -> InferenceResult:
+        """Done on delivery, not per runner result: merged partials are annotated once."""
+        watch = self._watch
+        metadata = {**result.metadata, **self._extra, "elapsed_ms": watch.ms()}
+        if watch.first_ms is None and result.outputs:
+            first = watch.mark_first()
+            metadata.setdefault("ttft_ms", first)
+        return InferenceResult(result.outputs, metadata, result.error, result.partial)
+
+    async def _pace(self, result: InferenceResult) -> InferenceResult:
+        """Space cumulative partials `emit_interval_ms` apart, merging what arrives meanwhile."""
+        now = time.perf_counter()
+        if self._last_emit is not None:
+            wait = self._last_emit + self._interval - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+                result = self._channel.absorb_pending(result)
+        self._last_emit = time.perf_counter()
+        return result
+
+    async def result(self) -> InferenceResult:
+        """Drain the stream; the terminal result."""
+        async for _ in self:
+            pass
+        assert self.terminal is not None
+        return self.terminal
+
+    async def __aenter__(self) -> Handle:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.terminal is None:
+            self.cancel("the consumer left")
+
+
+class Engine:
+    """Routes requests to runners and enforces the streaming contract around them."""
+
+    def __init__(self, registry: Registry, settings: EngineSettings | None = None) -> None:
+        self.registry = registry
+        self.settings = settings or EngineSettings()
+        self._load_locks: dict[str, asyncio.Lock] = {}
+
+    def submit(self, request: InferenceRequest, *, runner: str | None = None) -> Handle:
+        """Start `request` now; iterate the handle for its results. Never raises for bad
+        input: that arrives as an error result."""
+        return Handle(self, request, runner)
+
+    async def run(self, request: InferenceRequest, *, runner: str | None = None) -> InferenceResult:
+        return await self.submit(request, runner=runner).result()
+
+    async def aclose(self) -> None:
+        for entry in self.registry.entries():
+            if entry.instantiated:
+                await asyncio.to_thread(entry.runner.unload)
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    async def _drive(
+        self,
+        request: InferenceRequest,
+        runner_name: str | None,
+        token: CancelToken,
+        channel: ResultChannel,
+        extra: dict[str, Any],
+    ) -> None:
+        last_outputs: Mapping[str, Any] = {}
+        terminal: InferenceResult | None = None
+
+        def finish(result: InferenceResult) -> None:
+            nonlocal terminal
+            if terminal is None:
+                if token.cancelled and result.ok and "finish_reason" not in result.metadata:
+                    result = result.with_metadata(finish_reason="cancelled")
+                if last_outputs and not result.outputs:  # keep what the consumer already saw
+                    kept = {k: v for k, v in last_outputs.items() if k != "delta"}
+                    result = result.with_outputs(**kept)
+                terminal = result
+                channel.push_terminal(terminal)
+
+        try:
+            runner, prepared = await self._prepare(request, runner_name, extra)
+            results = stream_with_retry(
+                lambda: _runner_stream(runner, prepared, token), self.settings.retry, token
+            )
+            try:
+                count = 0
+                async for result in results:
+                    if result.outputs:
+                        last_outputs = result.outputs
+                    if not result.partial:
+                        finish(result)
+                        break
+                    if not token.cancelled:
+                        await channel.aput(result, token)
+                    count += 1
+                    if count % 64 == 0:  # a runner that never awaits must not starve the consumer
+                        await asyncio.sleep(0)
+            finally:
+                await results.aclose()
+            if terminal is None:
+                if token.cancelled:
+                    finish(InferenceResult.success(last_outputs))
+                else:
+                    message = f"runner {runner.name!r} ended without a final result"
+                    finish(InferenceResult.failure(RunnerError.of("E102", message), last_outputs))
+        except BreezeError as exc:
+            finish(InferenceResult.failure(exc.error, last_outputs))
+        except asyncio.CancelledError:
+            finish(InferenceResult.success(last_outputs, {"finish_reason": "cancelled"}))
+            raise
+        except Exception as exc:
+            log.exception("request %s failed", request.request_id)
+            error = RunnerError.of("E101", f"{type(exc).__name__}: {exc}")
+            finish(InferenceResult.failure(error, last_outputs))
+        finally:
+            channel.close()
+
+    async def _prepare(
+        self, request: InferenceRequest, runner_name: str | None, extra: dict[str, Any]
+    ) -> tuple[Runner, InferenceRequest]:
+        """Pick and load a runner (falling back when one cannot load); validate params."""
+        capability = route(request)
+        candidates = self.registry.candidates(
+            capability, runner_name, self.settings.preferred_runners
+        )
+        skipped: list[str] = []
+        last_error: BreezeError | None = None
+        for entry in candidates:
+            try:
+                prepared = await self._load(entry, request, capability)
+            except BreezeError as exc:
+                if exc.error.code not in _FALLBACK_CODES or len(candidates) == 1:
+                    raise
+                log.warning("runner %s cannot serve: %s", entry.name, exc.error)
+                skipped.append(f"{entry.name}: {exc.error}")
+                last_error = exc
+                continue
+            extra["runner_name"] = entry.name
+            if skipped:
+                extra["fallback_from"] = [s.split(":", 1)[0] for s in skipped]
+                extra["fallback_reason"] = "; ".join(skipped)
+            return entry.runner, prepared
+        assert last_error is not None
+        raise last_error
+
+    async def _load(
+        self, entry: RunnerEntry, request: InferenceRequest, capability: Capability
+    ) -> InferenceRequest:
+        runner = entry.runner
+        support = runner.is_supported()
+        if not support:
+            raise BreezeError("E501", f"runner {entry.name!r} is unavailable: {support.reason}")
+        defaults = self.settings.runner_params.get(entry.name, {})
+        params = runner.param_schema().validate({**defaults, **request.params})
+        lock = self._load_locks.setdefault(entry.name, asyncio.Lock())
+        async with lock:
+            await asyncio.to_thread(runner.load, params)
+        return InferenceRequest(
+            request.inputs, params, request.session_id, request.request_id, capability
+        )
+
+
+async def _runner_stream(
+    runner: Runner, request: InferenceRequest, token: CancelToken
+) -> AsyncIterator[InferenceResult]:
+    """The runner's results with exceptions turned into error results."""
+    try:
+        if runner.streaming:
+            async for result in runner.stream(request, token):
+                yield result
+        else:
+            yield await runner.run(request, token)
+    except BreezeError as exc:
+        yield InferenceResult.failure(exc.error)
+    except Cancelled:
+        yield InferenceResult.success(metadata={"finish_reason": "cancelled"})
+    except (ConnectionError, TimeoutError) as exc:
+        yield InferenceResult.failure(RunnerError.of("E102", f"{type(exc).__name__}: {exc}"))
+

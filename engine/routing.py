@@ -1,0 +1,56 @@
+"""Multi-capability routing (the seed's Advanced 4): which capability a request asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import BreezeError
+from .types import Capability, InferenceRequest
+
+__all__ = ["route", "validate_inputs"]
+
+_INPUT_TYPES: dict[str, tuple[type, ...]] = {
+    "text": (str,),
+    "audio": (bytes, bytearray, memoryview),
+    "image": (bytes, bytearray, str),
+    "messages": (list, tuple),
+}
+
+
+def route(request: InferenceRequest) -> Capability:
+    """The request's own capability, else one inferred from its inputs: audio -> ASR,
+    image -> VLM, text or messages -> LLM (speech synthesis must be asked for: TTS)."""
+    validate_inputs(request.inputs)
+    if request.capability is not None:
+        return Capability.parse(request.capability)
+    inputs = request.inputs
+    if "audio" in inputs:
+        return Capability.ASR
+    if "image" in inputs:
+        return Capability.VLM
+    if "text" in inputs or "messages" in inputs:
+        return Capability.LLM
+    raise BreezeError("E400", "the request has no inputs (expected text, messages, audio or image)")
+
+
+def validate_inputs(inputs: Mapping[str, Any]) -> None:
+    if not isinstance(inputs, Mapping):
+        raise BreezeError("E400", f"inputs must be a mapping, got {type(inputs).__name__}")
+    for key, value in inputs.items():
+        expected = _INPUT_TYPES.get(key)
+        if expected is None:
+            raise BreezeError("E400", f"unknown input {key!r} (known: {', '.join(_INPUT_TYPES)})")
+        if not isinstance(value, expected):
+            names = " or ".join(t.__name__ for t in expected)
+            raise BreezeError("E400", f"input {key!r} must be {names}, got {type(value).__name__}")
+    for i, message in enumerate(inputs.get("messages", ())):
+        if (
+            not isinstance(message, Mapping)
+            or message.get("role") not in ("system", "user", "assistant")
+            or not isinstance(message.get("content"), str)
+        ):
+            raise BreezeError(
+                "E400",
+                f"messages[{i}] must be {{'role': system|user|assistant, 'content': str}}",
+            )

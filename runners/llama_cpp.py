@@ -1,0 +1,405 @@
+"""llama.cpp runner (LLM): any GGUF model, streamed token by token, cancellable at once.
+
+Prompt evaluation and sampling are driven here rather than through
+`create_chat_completion`, so that cancellation is checked between evaluation chunks and
+between tokens, the KV cache of a shared prefix is reused across turns, and each token
+costs little Python work.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine import (
+    BlockingRunner,
+    BreezeError,
+    CancelToken,
+    Capability,
+    Emit,
+    InferenceRequest,
+    InferenceResult,
+    ParamSchema,
+    ParamSpec,
+    Support,
+)
+from engine.models import resolve
+from engine.text import Utf8Stream, split_complete_sentences, stop_hold_back
+
+from ._native_log import stderr_to_log
+
+log = logging.getLogger("breeze.runners.llama_cpp")
+native_log = logging.getLogger("breeze.native.llama")
+
+EVAL_CHUNK = 64  # prompt tokens evaluated between two cancellation checks
+_CHARS_PER_TOKEN_MAX = 8  # no tokenizer packs more text than this into one token
+
+
+class LlamaCppRunner(BlockingRunner):
+    name = "llama_cpp"
+    capabilities = frozenset({Capability.LLM})
+    priority = 100
+
+    def __init__(self) -> None:
+        self._llm: Any = None
+        self._key: tuple[str, int, int] | None = None
+        self._formatter: Any = None
+        self._lock = threading.Lock()
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def is_supported(self) -> Support:
+        if importlib.util.find_spec("llama_cpp") is None:
+            return Support(False, "llama-cpp-python is missing: pip install llama-cpp-python")
+        return Support(True)
+
+    def param_schema(self) -> ParamSchema:
+        cores = os.cpu_count() or 1
+        return ParamSchema(
+            [
+                ParamSpec("temperature", float, 0.7, 0.0, 2.0, description="0 is greedy"),
+                ParamSpec("top_p", float, 0.95, 0.0, 1.0),
+                ParamSpec("top_k", int, 40, 0, 1000),
+                ParamSpec("min_p", float, 0.05, 0.0, 1.0),
+                ParamSpec("repeat_penalty", float, 1.1, 0.0, 10.0),
+                ParamSpec("max_tokens", int, 512, 0, 131072, description="0 generates nothing"),
+                ParamSpec("seed", int, None, -1, 2**31 - 1, description="fixed sampling seed"),
+                ParamSpec("stop", list, None, description="strings that end the reply"),
+                ParamSpec("n_ctx", int, 4096, 64, 131072, description="context window, tokens"),
+                ParamSpec("n_threads", int, cores, 1, 512, description="CPU threads"),
+            ]
+        )
+
+    @property
+    def model_name(self) -> str | None:
+        return Path(self._key[0]).name if self._key else None
+
+    def load(self, params: Mapping[str, Any]) -> None:
+        path = resolve(params.get("model"), "LLM")
+        key = (str(path), int(params.get("n_ctx", 4096)), int(params.get("n_threads", 1)))
+        with self._lock:
+            if self._key == key:
+                return
+            self._unload_locked()
+            self._llm = _open_model(path, key[1], key[2])
+            self._formatter = _chat_formatter(self._llm)
+            self._key = key
+
+    def unload(self) -> None:
+        with self._lock:
+            self._unload_locked()
+
+    def _unload_locked(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+        self._llm, self._key, self._formatter = None, None, None
+
+    # -- generation ----------------------------------------------------------------------
+
+    def generate(self, request: InferenceRequest, token: CancelToken, emit: Emit) -> None:
+        with self._lock:
+            if self._llm is None:
+                raise BreezeError("E501", "no model is loaded")
+            _Generation(self, request, token, emit).run()
+
+
+class _Generation:
+    """One request on a loaded model: fit the prompt, evaluate it, stream the reply."""
+
+    def __init__(
+        self, runner: LlamaCppRunner, request: InferenceRequest, token: CancelToken, emit: Emit
+    ) -> None:
+        self.llm = runner._llm
+        self.formatter = runner._formatter
+        self.model_name = runner.model_name
+        self.params = request.params
+        self.request = request
+        self.token = token
+        self.emit = emit
+        self.started = time.perf_counter()
+        self.text = ""
+        self.sent = 0  # characters of self.text already emitted
+        self.n_generated = 0
+        self.first_token_at: float | None = None
+        self.meta: dict[str, Any] = {"model_name": self.model_name}
+
+    def run(self) -> None:
+        messages = _messages(self.request)
+        max_tokens = int(self.params.get("max_tokens", 512))
+        tokens = self._fit(messages, max_tokens)
+        budget = min(max_tokens, self.llm.n_ctx() - len(tokens))
+        if max_tokens == 0:
+            return self._finish("length")
+        if not self._evaluate_prompt(tokens):
+            return self._finish("cancelled")
+        self._sample(tokens, budget)
+
+    def _fit(self, messages: list[dict[str, str]], max_tokens: int) -> list[int]:
+        """Tokens of the templated conversation; the oldest turns are dropped (never the
+        system prompt, never the last message) until it fits with room to answer."""
+        n_ctx = self.llm.n_ctx()
+        if len(messages[-1]["content"]) > n_ctx * _CHARS_PER_TOKEN_MAX:
+            raise BreezeError(
+                "E504", f"the prompt is far longer than the context window ({n_ctx} tokens)"
+            )
+        room = min(max_tokens, n_ctx // 4)
+        system = [m for m in messages[:1] if m["role"] == "system"]
+        turns = messages[len(system):]
+        dropped = 0
+        while True:
+            tokens = self._tokenize(system + turns)
+            if len(tokens) + room <= n_ctx or len(turns) <= 1:
+                break
+            turns = turns[1:]
+            dropped += 1
+        if len(tokens) >= n_ctx:
+            raise BreezeError(
+                "E504",
+                f"the prompt needs {len(tokens)} tokens; the context window holds {n_ctx} "
+                "(raise n_ctx or shorten the message)",
+            )
+        self.meta.update(prompt_tokens=len(tokens), turns_dropped=dropped)
+        if dropped:
+            log.info("dropped the %d oldest turns to fit the context window", dropped)
+        return tokens
+
+    def _tokenize(self, messages: list[dict[str, str]]) -> list[int]:
+        formatted = self.formatter(messages=messages)
+        return list(
+            self.llm.tokenize(
+                formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special,
+                special=True,
+            )
+        )
+
+    def _evaluate_prompt(self, tokens: list[int]) -> bool:
+        """Evaluate what the KV cache does not already hold, in chunks; False if cancelled."""
+        llm = self.llm
+        cached = llm.input_ids[: llm.n_tokens]
+        reused = 0
+        for a, b in zip(cached, tokens, strict=False):
+            if a != b:
+                break
+            reused += 1
+        reused = min(reused, len(tokens) - 1)  # the last prompt token is re-evaluated for logits
+        if reused < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, reused, -1):
+            reused = 0
+        llm.n_tokens = reused
+        self.meta["prompt_tokens_reused"] = reused
+        total = len(tokens)
+        for start in range(reused, total, EVAL_CHUNK):
+            if self.token.cancelled:
+                return False
+            llm.eval(tokens[start:start + EVAL_CHUNK])
+            if total - reused > EVAL_CHUNK:  # a long prompt: show its evaluation progress
+                done = min(start + EVAL_CHUNK, total)
+                self.emit(InferenceResult.success(metadata={
+                    **self.meta,
+                    "stage": "prompt",
+                    "prompt_tokens_evaluated": done,
+                    "progress_percent": round(100 * (done - reused) / (total - reused), 1),
+                }, partial=True))
+        self.meta["prompt_eval_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
+        return not self.token.cancelled
+
+    def _sample(self, tokens: list[int], budget: int) -> None:
+        llm, params = self.llm, self.params
+        if params.get("seed") is not None:
+            llm.set_seed(int(params["seed"]))
+        stops = list(params.get("stop") or [])
+        sentence_mode = params.get("stream_mode") == "sentence"
+        decoder = Utf8Stream()
+        vocab = llm._model.vocab
+        is_eog = _llama().llama_vocab_is_eog
+        generator = llm.generate(
+            tokens,
+            temp=float(params.get("temperature", 0.7)),
+            top_p=float(params.get("top_p", 0.95)),
+            top_k=int(params.get("top_k", 40)),
+            min_p=float(params.get("min_p", 0.05)),
+            repeat_penalty=float(params.get("repeat_penalty", 1.1)),
+            reset=True,
+        )
+        finish = "length"
+        try:
+            for tok in generator:
+                if is_eog(vocab, tok):
+                    finish = "stop"
+                    break
+                self.n_generated += 1
+                if self.first_token_at is None:
+                    self.first_token_at = time.perf_counter()
+                    self.meta["ttft_ms"] = round((self.first_token_at - self.started) * 1000, 3)
+                piece = decoder.feed(llm.detokenize([tok]))
+                self.text += piece
+                if stops and self._hit_stop(stops):
+                    finish = "stop"
+                    break
+                if piece:
+                    self._emit_progress(piece, stops, budget, sentence_mode)
+                if self.n_generated >= budget:
+                    break
+                if self.token.cancelled:  # checked before the next token is decoded
+                    finish = "cancelled"
+                    break
+        finally:
+            generator.close()
+        self.text += decoder.flush()
+        self._finish(finish)
+
+    def _hit_stop(self, stops: Sequence[str]) -> bool:
+        cut = min((i for i in (self.text.find(s) for s in stops) if i >= 0), default=-1)
+        if cut < 0:
+            return False
+        self.text = self.text[:cut]
+        return True
+
+    def _emit_progress(self, piece: str, stops: list[str], budget: int, sentences: bool) -> None:
+        visible = len(self.text) - stop_hold_back(self.text, stops) if stops else len(self.text)
+        if sentences:
+            complete, _ = split_complete_sentences(self.text[self.sent:visible])
+            if not complete:
+                return
+            visible = self.sent + _end_of(self.text[self.sent:visible], complete[-1])
+            self.meta["sentence_index"] = self.meta.get("sentence_index", -1) + len(complete)
+        if visible <= self.sent:
+            return
+        delta = self.text[self.sent:visible]
+        self.sent = visible
+        elapsed = time.perf_counter() - (self.first_token_at or self.started)
+        tps = round((self.n_generated - 1) / elapsed, 2) if self.n_generated > 1 else None
+        outputs: dict[str, Any] = {"text": self.text[:visible], "delta": delta}
+        if sentences:
+            outputs["sentence"] = delta.strip()
+        self.emit(
+            InferenceResult(
+                outputs,
+                {
+                    **self.meta,
+                    "stage": "generate",
+                    "tokens_generated": self.n_generated,
+                    "current_token": piece,
+                    "progress_percent": round(100 * self.n_generated / budget, 1),
+                    "estimated_total": budget,
+                    "tokens_per_second": tps,
+                },
+                None,
+                True,
+            )
+        )
+
+    def _finish(self, reason: str) -> None:
+        now = time.perf_counter()
+        elapsed = now - (self.first_token_at or now)
+        tps = round((self.n_generated - 1) / elapsed, 2) if elapsed > 0 else None
+        outputs = {"text": self.text, "delta": self.text[self.sent:]}
+        self.emit(
+            InferenceResult.success(
+                outputs,
+                {
+                    **self.meta,
+                    "finish_reason": reason,
+                    "tokens_generated": self.n_generated,
+                    "completion_tokens": self.n_generated,
+                    "tokens_per_second": tps,
+                },
+            )
+        )
+
+
+def _end_of(text: str, last_sentence: str) -> int:
+    return text.index(last_sentence) + len(last_sentence)
+
+
+def _messages(request: InferenceRequest) -> list[dict[str, str]]:
+    inputs, params = request.inputs, request.params
+    if "messages" in inputs:
+        messages = [{"role": m["role"], "content": m["content"]} for m in inputs["messages"]]
+    else:
+        messages = [{"role": "user", "content": str(inputs.get("text", ""))}]
+    if not messages or not any(m["content"].strip() for m in messages if m["role"] == "user"):
+        raise BreezeError("E400", "the prompt is empty")
+    if messages[-1]["role"] != "user":
+        raise BreezeError("E400", "the last message must be the user's")
+    system = params.get("system_prompt")
+    if system:
+        messages = [m for m in messages if m["role"] != "system"]
+        messages.insert(0, {"role": "system", "content": system})
+    return messages
+
+
+def _llama() -> Any:
+    import llama_cpp
+
+    return llama_cpp
+
+
+_log_callback: Any = None
+
+
+def _route_native_log() -> None:
+    """Send llama.cpp's log lines to the app's log (once per process)."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    llama_cpp = _llama()
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        message = text.decode("utf-8", "replace").rstrip()
+        if message:
+            native_log.log(logging.WARNING if level in (2, 3) else logging.DEBUG, "%s", message)
+
+    _log_callback = callback  # a reference must live as long as the library may call it
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def _open_model(path: Path, n_ctx: int, n_threads: int) -> Any:
+    llama_cpp = _llama()
+    _route_native_log()
+    if _magic(path) != b"GGUF":
+        raise BreezeError("E502", f"{path} is not a GGUF model file")
+    try:
+        with stderr_to_log("llama.cpp"):
+            return llama_cpp.Llama(
+                str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                verbose=False,
+            )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise BreezeError("E502", f"could not load {path.name}: {exc}") from exc
+
+
+def _magic(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(4)
+
+
+def _chat_formatter(llm: Any) -> Any:
+    from llama_cpp import llama_chat_format
+
+    template = llm.metadata.get("tokenizer.chat_template") or _CHATML
+    eos_id, bos_id = llm.token_eos(), llm.token_bos()
+    model = llm._model
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=model.token_get_text(eos_id) if eos_id != -1 else "",
+        bos_token=model.token_get_text(bos_id) if bos_id != -1 else "",
+        stop_token_ids=[eos_id],
+    )
+
+
+# For GGUF files without a stored chat template.
+_CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/ruff check engine runners tui tests benchmarks
+.venv/bin/mypy
+exec .venv/bin/python -m pytest "$@"

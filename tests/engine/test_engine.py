@@ -1,0 +1,190 @@
+"""Engine behaviour beyond the contract: routing, fallback, retry, params, metadata."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine import (
+    BreezeError,
+    Capability,
+    Engine,
+    EngineSettings,
+    InferenceRequest,
+    Registry,
+    RetryPolicy,
+    result_to_dict,
+)
+from tests.contract.scripted import (
+    FailingMidStream,
+    FlakyRunner,
+    HangingRunner,
+    OneShotRunner,
+    ScriptedLLM,
+    UnloadableRunner,
+)
+
+FAST_RETRY = RetryPolicy(max_retries=3, base_delay_s=0.001, max_delay_s=0.01)
+
+
+def make_engine(*runners, **settings) -> Engine:
+    settings.setdefault("retry", FAST_RETRY)
+    return Engine(Registry(runners), EngineSettings(**settings))
+
+
+def text_request(**params) -> InferenceRequest:
+    return InferenceRequest({"text": "hi"}, params)
+
+
+async def test_fallback_when_the_preferred_runner_cannot_load():
+    engine = make_engine(UnloadableRunner(), ScriptedLLM())
+    result = await engine.run(text_request(max_tokens=3))
+    assert result.ok
+    assert result.metadata["runner_name"] == "scripted-llm"
+    assert result.metadata["fallback_from"] == ["scripted-missing-model"]
+    assert "E501" in result.metadata["fallback_reason"]
+
+
+async def test_explicit_runner_does_not_fall_back():
+    engine = make_engine(UnloadableRunner(), ScriptedLLM())
+    result = await engine.run(text_request(), runner="scripted-missing-model")
+    assert result.error is not None and result.error.code == "E501"
+
+
+async def test_user_preference_beats_priority():
+    engine = make_engine(
+        ScriptedLLM(), HangingRunner(), preferred_runners={Capability.LLM: "scripted-hanging"}
+    )
+    handle = engine.submit(text_request())
+    first = await handle.__anext__()
+    assert first.metadata["runner_name"] == "scripted-hanging"
+    handle.cancel()
+    assert (await handle.result()).metadata["finish_reason"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("request_", "runner", "code"),
+    [
+        (InferenceRequest({}), None, "E400"),
+        (InferenceRequest({"text": 3}), None, "E400"),
+        (InferenceRequest({"messages": [{"role": "robot", "content": "x"}]}), None, "E400"),
+        (InferenceRequest({"video": b""}), None, "E400"),
+        (InferenceRequest({"text": "hi"}, {"max_tokens": "many"}), None, "E400"),
+        (InferenceRequest({"text": "hi"}, {"no_such_param": 1}), None, "E400"),
+        (InferenceRequest({"text": "hi"}), "no-such-runner", "E404"),
+        (InferenceRequest({"text": "hi"}), "scripted-oneshot", "E405"),
+        (InferenceRequest({"image": b"\x89PNG"}), None, "E405"),
+        (InferenceRequest({"text": "hi"}, capability="SMELL"), None, "E405"),
+    ],
+)
+async def test_bad_input_is_an_error_result(request_, runner, code):
+    engine = make_engine(ScriptedLLM(), OneShotRunner())
+    result = await engine.run(request_, runner=runner)
+    assert not result.partial
+    assert result.error is not None and result.error.code == code, result.error
+
+
+async def test_routing_by_inputs_and_one_shot_runner():
+    engine = make_engine(ScriptedLLM(), OneShotRunner())
+    tts = InferenceRequest({"text": "say this"}, capability=Capability.TTS)
+    results = [r async for r in engine.submit(tts)]
+    assert len(results) == 1 and results[0].outputs["audio"] == b"say this"
+    assert results[0].metadata["runner_name"] == "scripted-oneshot"
+    llm = await engine.run(InferenceRequest({"messages": [{"role": "user", "content": "x"}]}))
+    assert llm.metadata["runner_name"] == "scripted-llm"
+
+
+async def test_retry_recovers_before_any_output():
+    flaky = FlakyRunner(failures=2)
+    result = await make_engine(flaky).run(text_request())
+    assert result.ok and result.text == "ok"
+    assert flaky.attempts == 3
+    assert result.metadata["retries"] == 2
+
+
+async def test_retry_gives_up_with_e102():
+    flaky = FlakyRunner(failures=10)
+    result = await make_engine(flaky).run(text_request())
+    assert result.error is not None and result.error.code == "E102"
+    assert result.error.message.startswith("Streaming failed after 3 retries: ")
+    assert flaky.attempts == 4
+
+
+async def test_unrecoverable_error_is_not_retried():
+    flaky = FlakyRunner(failures=1, recoverable=False)
+    result = await make_engine(flaky).run(text_request())
+    assert result.error is not None and flaky.attempts == 1
+
+
+async def test_backoff_is_exponential():
+    policy = RetryPolicy(max_retries=5, base_delay_s=0.5, factor=2, max_delay_s=3)
+    assert [policy.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3, 3]
+
+
+async def test_error_mid_stream_keeps_text_and_is_not_retried():
+    runner = FailingMidStream()
+    results = [r async for r in make_engine(runner).submit(text_request())]
+    assert results[-1].error.code == "E101"
+    assert results[-1].text == "the quick brown "
+
+
+async def test_runner_that_ignores_cancel_is_stopped_after_the_grace_period():
+    runner = HangingRunner(honour_token=False)
+    engine = make_engine(runner, cancel_grace_s=0.1)
+    handle = engine.submit(text_request())
+    await handle.__anext__()
+    handle.cancel()
+    terminal = await asyncio.wait_for(handle.result(), 2)
+    assert terminal.metadata["finish_reason"] == "cancelled"
+    assert terminal.text == "waiting"
+    assert runner.cleaned_up == 1
+
+
+async def test_cancel_from_another_thread():
+    engine = make_engine(ScriptedLLM(delay_s=0.01))
+    handle = engine.submit(text_request(max_tokens=10_000))
+    await handle.__anext__()
+    await asyncio.to_thread(handle.cancel)
+    assert (await handle.result()).metadata["finish_reason"] == "cancelled"
+
+
+async def test_model_loads_once_per_request_check():
+    runner = ScriptedLLM()
+    engine = make_engine(runner)
+    for _ in range(3):
+        await engine.run(text_request(max_tokens=2))
+    assert runner.loads == 3  # load() is called per request and must be cheap when loaded
+
+
+async def test_user_default_params_apply_and_request_params_win():
+    engine = make_engine(ScriptedLLM(), runner_params={"scripted-llm": {"max_tokens": 2}})
+    assert (await engine.run(text_request())).metadata["finish_reason"] == "length"
+    assert (await engine.run(text_request())).text == "the quick "
+    assert (await engine.run(text_request(max_tokens=3))).text == "the quick brown "
+
+
+async def test_first_token_is_not_delayed_by_pacing():
+    engine = make_engine(ScriptedLLM(delay_s=0.001), emit_interval_ms=200)
+    handle = engine.submit(text_request(max_tokens=50))
+    first = await handle.__anext__()
+    assert first.text == "the " and "ttft_ms" in first.metadata
+    rest = [r async for r in handle]
+    # 50 tokens in ~50 ms, paced at 200 ms: later partials are merged, not dropped
+    assert len(rest) < 10
+    assert rest[-1].text.count(" ") == 50
+
+
+async def test_json_line_shape():
+    result = await make_engine(OneShotRunner()).run(
+        InferenceRequest({"text": "abc"}, capability="TTS")
+    )
+    line = result_to_dict(result)
+    assert set(line) == {"request_id", "partial", "outputs", "metadata", "error"}
+    assert line["outputs"]["audio"] == 3  # bytes are replaced by their length
+    assert line["request_id"] == result.metadata["request_id"]
+
+
+def test_unknown_error_code_is_refused():
+    with pytest.raises(ValueError):
+        BreezeError("E999", "nope")

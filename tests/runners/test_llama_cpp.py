@@ -1,0 +1,227 @@
+"""The llama.cpp runner on the real embedded models (SmolLM2; Gemma 3 for switching)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from engine import Engine, EngineSettings, InferenceRequest, Registry
+from engine.models import resolve
+from engine.text import Utf8Stream
+from runners.llama_cpp import EVAL_CHUNK, LlamaCppRunner
+
+GREEDY = {"temperature": 0.0, "repeat_penalty": 1.0, "top_k": 40, "top_p": 0.95, "min_p": 0.05}
+
+
+@pytest.fixture(scope="module")
+def runner():
+    runner = LlamaCppRunner()
+    yield runner
+    runner.unload()
+
+
+@pytest.fixture
+def engine(runner):
+    return Engine(Registry([runner]), EngineSettings(emit_interval_ms=0))
+
+
+def ask(text: str, **params) -> InferenceRequest:
+    return InferenceRequest({"text": text}, {**GREEDY, **params})
+
+
+async def test_greedy_output_equals_llama_cpp_python(engine):
+    import llama_cpp
+
+    question = "What is the capital of France?"
+    ours = await engine.run(ask(question, max_tokens=48))
+    llm = llama_cpp.Llama(str(resolve(None)), n_ctx=4096, n_threads=os.cpu_count(),
+                          verbose=False)
+    try:
+        theirs = llm.create_chat_completion(
+            [{"role": "user", "content": question}], max_tokens=48, **{
+                "temperature": 0.0, "repeat_penalty": 1.0, "top_k": 40, "top_p": 0.95,
+                "min_p": 0.05,
+            }
+        )
+    finally:
+        llm.close()
+    assert ours.ok and ours.text
+    assert ours.text == theirs["choices"][0]["message"]["content"]
+    assert ours.metadata["finish_reason"] == theirs["choices"][0]["finish_reason"]
+
+
+async def test_stream_metadata(engine):
+    results = [r async for r in engine.submit(ask("Count from one to ten.", max_tokens=30))]
+    partials = [r for r in results if r.partial and r.text]
+    assert len(partials) > 3
+    m = partials[-1].metadata
+    for key in ("tokens_generated", "current_token", "progress_percent", "estimated_total",
+                "tokens_per_second", "ttft_ms", "model_name"):
+        assert key in m, key
+    assert m["model_name"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert m["estimated_total"] == 30 and 0 < m["progress_percent"] <= 100
+    final = results[-1]
+    assert final.metadata["finish_reason"] in ("stop", "length")
+    assert final.metadata["tokens_generated"] <= 30
+    assert "".join(r.outputs["delta"] for r in results if "delta" in r.outputs) == final.text
+
+
+async def test_sentence_mode_emits_whole_sentences(engine):
+    results = [r async for r in engine.submit(
+        ask("Tell me three short facts about the sun.", max_tokens=120, stream_mode="sentence")
+    )]
+    partials = [r for r in results if r.partial and "sentence" in r.outputs]
+    assert partials, "no sentence was emitted"
+    for i, r in enumerate(partials):
+        assert r.outputs["sentence"].rstrip()[-1] in ".!?…:;\"')" or "\n" in r.outputs["delta"]
+        assert r.metadata["sentence_index"] >= i
+
+
+async def test_no_broken_characters_in_cjk_and_emoji(engine):
+    results = [r async for r in engine.submit(
+        ask("Reply only with Chinese characters and emoji: 你好 😀", max_tokens=60)
+    )]
+    texts = [r.text for r in results]
+    assert all("\ufffd" not in t for t in texts)
+    assert any(ord(c) > 0x2E80 for c in results[-1].text), results[-1].text
+
+
+def test_utf8_stream_never_splits_a_character():
+    data = "你好😀é".encode()
+    for cut in range(1, len(data)):
+        stream = Utf8Stream()
+        out = stream.feed(data[:cut])
+        assert "\ufffd" not in out
+        assert out + stream.feed(data[cut:]) + stream.flush() == "你好😀é"
+    cut_short = Utf8Stream()
+    assert cut_short.feed("好😀".encode()[:-1]) + cut_short.flush() == "好"
+
+
+async def test_cancel_during_generation_stops_decoding(engine, runner):
+    handle = engine.submit(ask("Write a long essay about the sea.", max_tokens=2000))
+    async for result in handle:
+        if result.metadata.get("tokens_generated", 0) >= 5:
+            handle.cancel()
+            at_cancel = runner._llm.n_tokens
+            break
+    terminal = await handle.result()
+    assert terminal.metadata["finish_reason"] == "cancelled"
+    assert terminal.text.startswith(result.text)
+    kv = runner._llm.n_tokens
+    assert kv - at_cancel <= 1, "tokens were decoded after cancel"
+    await asyncio.sleep(0.3)
+    assert runner._llm.n_tokens == kv
+    # at once ready for the next request
+    again = await engine.run(ask("Say hi.", max_tokens=5))
+    assert again.ok and again.metadata["tokens_generated"] > 0
+
+
+async def test_cancel_during_a_long_prompt_evaluation(engine, runner):
+    long_prompt = "Summarise this text. " + " ".join(f"item{i} is blue." for i in range(330))
+    handle = engine.submit(ask(long_prompt, max_tokens=20, n_ctx=4096))
+    async for result in handle:
+        if result.metadata.get("stage") == "prompt":  # the first chunk is evaluated
+            evaluated = result.metadata["prompt_tokens_evaluated"]
+            total = result.metadata["prompt_tokens"]
+            handle.cancel()
+            break
+    assert total >= 1500, total
+    terminal = await handle.result()
+    assert terminal.metadata["finish_reason"] == "cancelled"
+    assert terminal.metadata.get("tokens_generated", 0) == 0
+    # evaluation stopped within a chunk of where it was: most of the prompt never ran
+    assert runner._llm.n_tokens <= evaluated + 2 * EVAL_CHUNK < total
+
+
+async def test_follow_up_turn_reuses_the_kv_cache(engine):
+    first = await engine.run(ask("My name is Ada. Remember it.", max_tokens=16))
+    history = [
+        {"role": "user", "content": "My name is Ada. Remember it."},
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    second = await engine.run(InferenceRequest({"messages": history}, {**GREEDY, "max_tokens": 8}))
+    assert second.ok
+    assert second.metadata["prompt_tokens_reused"] >= first.metadata["prompt_tokens"] - 1
+
+
+async def test_oldest_turns_dropped_but_never_the_system_prompt(engine):
+    history = []
+    for i in range(30):
+        history.append({"role": "user", "content": f"Fact {i}: the number {i} is nice. " * 3})
+        history.append({"role": "assistant", "content": "Noted."})
+    history.append({"role": "user", "content": "Reply with OK."})
+    result = await engine.run(InferenceRequest(
+        {"messages": history},
+        {**GREEDY, "max_tokens": 8, "n_ctx": 512, "system_prompt": "You are terse."},
+    ))
+    assert result.ok, result.error
+    assert result.metadata["turns_dropped"] > 0
+    assert result.metadata["prompt_tokens"] <= 512
+
+
+@pytest.mark.parametrize(
+    ("params", "inputs", "code"),
+    [
+        ({}, {"text": ""}, "E400"),
+        ({}, {"text": "   "}, "E400"),
+        ({"stop": [1, 2]}, {"text": "hi"}, "E400"),
+        ({"stop": 5}, {"text": "hi"}, "E400"),
+        ({"temperature": "hot"}, {"text": "hi"}, "E400"),
+        ({"temperature": 9}, {"text": "hi"}, "E400"),
+        ({"max_tokens": -1}, {"text": "hi"}, "E400"),
+        ({"unknown_knob": 1}, {"text": "hi"}, "E400"),
+        ({"model": "/nonexistent/model.gguf"}, {"text": "hi"}, "E501"),
+    ],
+)
+async def test_bad_inputs(engine, params, inputs, code):
+    result = await engine.run(InferenceRequest(inputs, params))
+    assert result.error is not None and result.error.code == code, result
+    if code == "E400" and params:
+        assert list(params)[0] in result.error.message
+
+
+async def test_corrupt_gguf_is_e502(engine, tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + os.urandom(4096))
+    result = await engine.run(ask("hi", model=str(bad)))
+    assert result.error is not None and result.error.code == "E502"
+    not_gguf = tmp_path / "text.gguf"
+    not_gguf.write_text("hello")
+    result = await engine.run(ask("hi", model=str(not_gguf)))
+    assert result.error is not None and result.error.code == "E502"
+    assert (await engine.run(ask("hi", max_tokens=2))).ok  # the default model still works
+
+
+async def test_max_tokens_zero_generates_nothing(engine):
+    result = await engine.run(ask("hi", max_tokens=0))
+    assert result.ok and result.text == "" and result.metadata["finish_reason"] == "length"
+
+
+async def test_ten_megabyte_prompt_fails_fast(engine):
+    start = time.perf_counter()
+    result = await engine.run(ask("x" * 10_000_000))
+    assert result.error is not None and result.error.code == "E504"
+    assert time.perf_counter() - start < 30
+
+
+async def test_stop_strings_end_the_reply(engine):
+    free = await engine.run(ask("Count from 1 to 10 separated by commas.", max_tokens=40))
+    assert "3" in free.text
+    cut = free.text.index("3")
+    stopped = await engine.run(
+        ask("Count from 1 to 10 separated by commas.", max_tokens=40, stop=["3"])
+    )
+    assert stopped.text == free.text[:cut]
+    assert stopped.metadata["finish_reason"] == "stop"
+
+
+async def test_switching_models(engine):
+    gemma = await engine.run(ask("Say hello.", model="gemma3-270m", max_tokens=8))
+    assert gemma.ok, gemma.error
+    assert gemma.metadata["model_name"] == "gemma-3-270m-q4_k_m.gguf"
+    smol = await engine.run(ask("Say hello.", max_tokens=8))
+    assert smol.metadata["model_name"] == "SmolLM2-135M-Instruct.Q4_1.gguf"

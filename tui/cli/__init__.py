@@ -1,0 +1,47 @@
+"""`breeze`: the command line, also the scripting surface (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import typer
+
+from engine import __version__
+
+from . import ask, doctor, models_cmd, runners_cmd
+
+app = typer.Typer(
+    name="breeze",
+    help="Chat, dictate and listen to local AI models in your terminal.",
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"breeze {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """With no command, open the chat app."""
+    if ctx.invoked_subcommand is None:
+        from tui.app import run_app
+
+        run_app()
+
+
+app.command("ask")(ask.ask)
+app.command("runners")(runners_cmd.runners)
+app.command("doctor")(doctor.doctor)
+app.add_typer(models_cmd.app, name="models", help="List, download and remove models.")
+
+
+def main() -> None:
+    app()

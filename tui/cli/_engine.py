@@ -1,0 +1,36 @@
+"""The engine the commands share, with the user's settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Callable
+
+from engine import Engine, EngineSettings, Handle
+from runners import builtin_registry
+
+
+def make_engine(settings: EngineSettings | None = None) -> Engine:
+    return Engine(builtin_registry(), settings)
+
+
+def parse_params(pairs: list[str]) -> dict[str, object]:
+    """`-p key=value` pairs; values are read as JSON when they parse, else as strings."""
+    params: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {pair!r}")
+        try:
+            params[key.strip()] = json.loads(value)
+        except ValueError:
+            params[key.strip()] = value
+    return params
+
+
+def cancel_on_sigint(handle: Handle) -> Callable[[], None]:
+    """Ctrl+C cancels the request (the stream then ends as cancelled); returns an undo."""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, handle.cancel, "interrupted (Ctrl+C)")
+    return lambda: loop.remove_signal_handler(signal.SIGINT)

@@ -1,0 +1,84 @@
+"""`breeze ask PROMPT`: stream a reply to stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+from rich.console import Console
+
+from engine import InferenceRequest, InferenceResult
+
+from ._engine import cancel_on_sigint, make_engine, parse_params
+from ._output import exit_for, fail, print_json
+
+
+def ask(
+    prompt: str = typer.Argument(..., help="The question; '-' reads it from stdin."),
+    system: str | None = typer.Option(None, "--system", help="System prompt."),
+    model: str | None = typer.Option(None, "--model", help="Catalog id or GGUF path."),
+    runner: str | None = typer.Option(None, "--runner", help="Runner name (breeze runners)."),
+    param: list[str] = typer.Option([], "-p", "--param", help="Parameter key=value (repeat)."),  # noqa: B008
+    json_: bool = typer.Option(False, "--json", help="One JSON result a line."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Print only the whole reply."),
+) -> None:
+    """Ask the LLM and stream its reply."""
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    try:
+        params = parse_params(param)
+    except ValueError as exc:
+        raise fail("E400", str(exc)) from None
+    if system is not None:
+        params["system_prompt"] = system
+    if model is not None:
+        params["model"] = model
+    request = InferenceRequest({"text": prompt}, params)
+    terminal = asyncio.run(_stream(request, runner, json_, no_stream))
+    cancelled = terminal.metadata.get("finish_reason") == "cancelled"
+    exit_for(terminal)
+    if cancelled:
+        raise typer.Exit(130)
+
+
+async def _stream(
+    request: InferenceRequest, runner: str | None, json_: bool, no_stream: bool
+) -> InferenceResult:
+    engine = make_engine()
+    handle = engine.submit(request, runner=runner)
+    undo = cancel_on_sigint(handle)
+    shown = 0
+    try:
+        async for result in handle:
+            if json_:
+                print_json(result)
+            elif not no_stream or not result.partial:
+                text = result.text
+                sys.stdout.write(text[shown:])
+                sys.stdout.flush()
+                shown = len(text)
+    finally:
+        undo()
+        await engine.aclose()
+    terminal = handle.terminal
+    assert terminal is not None
+    if not json_:
+        if shown:
+            sys.stdout.write("\n")
+        _status(terminal)
+    return terminal
+
+
+def _status(result: InferenceResult) -> None:
+    """A dim line on stderr (a terminal only) with how the reply ended."""
+    if not sys.stderr.isatty() or result.error is not None:
+        return
+    m = result.metadata
+    parts = [str(m.get("runner_name", "")), str(m.get("model_name") or "")]
+    if m.get("ttft_ms") is not None:
+        parts.append(f"TTFT {m['ttft_ms']:.0f} ms")
+    if m.get("tokens_per_second"):
+        parts.append(f"{m['tokens_per_second']:.1f} tok/s")
+    parts.append(str(m.get("finish_reason", "")))
+    Console(stderr=True).print(" · ".join(p for p in parts if p), style="dim")
