@@ -342,6 +342,8 @@ def _llama() -> Any:
 
 
 _log_callback: Any = None
+# ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
+_NATIVE_LEVELS = {2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
 
 
 def _route_native_log() -> None:
@@ -355,7 +357,7 @@ def _route_native_log() -> None:
     def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         message = text.decode("utf-8", "replace").rstrip()
         if message:
-            native_log.log(logging.WARNING if level in (2, 3) else logging.DEBUG, "%s", message)
+            native_log.log(_NATIVE_LEVELS.get(level, logging.DEBUG), "%s", message)
 
     _log_callback = callback  # a reference must live as long as the library may call it
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))

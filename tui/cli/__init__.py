@@ -6,6 +6,7 @@ import typer
 
 from engine import __version__
 
+from ..logs import setup_logging
 from . import ask, doctor, models_cmd, runners_cmd
 
 app = typer.Typer(
@@ -44,4 +45,5 @@ app.add_typer(models_cmd.app, name="models", help="List, download and remove mod
 
 
 def main() -> None:
+    setup_logging()
     app()

@@ -1,0 +1,297 @@
+"""The model catalog: which models Breeze knows, where their files are, and how a name resolves.
+
+The catalog is a TOML file of `[[model]]` tables (docs/models.md lists the fields). Files that
+ship inside an installed Python package are used in place; downloaded and assembled files live
+in `models_dir()`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+
+import platformdirs
+
+from ..errors import BreezeError
+from ..types import Capability
+
+__all__ = [
+    "ModelEntry",
+    "ModelStatus",
+    "catalog_path",
+    "default_model",
+    "find",
+    "load_catalog",
+    "local_path",
+    "model_status",
+    "models_dir",
+    "package_path",
+    "resolve",
+    "statuses",
+]
+
+SOURCES = ("package", "huggingface", "url")
+ROOT = Path(__file__).resolve().parents[2]
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One `[[model]]` of the catalog, validated."""
+
+    id: str
+    name: str
+    capability: str
+    source: str
+    file: str = ""
+    package: str = ""
+    dist: str = ""
+    assemble: str = ""
+    repo: str = ""
+    revision: str = "main"
+    url: str = ""
+    size: int = 0
+    sha256: str = ""
+    license: str = ""
+    context_length: int = 0
+    default: bool = False
+    description: str = ""
+
+    @property
+    def filename(self) -> str:
+        """The name of the file in `models_dir()` (downloaded or assembled)."""
+        return PurePosixPath(self.file).name
+
+    @property
+    def pip_name(self) -> str:
+        """The distribution to `pip install` for a package source."""
+        return self.dist or self.package.replace("_", "-")
+
+    @property
+    def in_package(self) -> bool:
+        """True when the file is used in place inside an installed package."""
+        return self.source == "package" and not self.assemble
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStatus:
+    """A row of `breeze models list`."""
+
+    id: str
+    name: str
+    capability: str
+    source: str
+    size: int
+    present: bool
+    path: str | None
+    license: str
+    default: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_NUMBERS: dict[str, type] = {"size": int, "context_length": int, "default": bool}
+_FIELD_TYPES: dict[str, type] = {f.name: str for f in fields(ModelEntry)} | _NUMBERS
+_REQUIRED = {"package": ("package", "file"), "huggingface": ("repo", "file"), "url": ("url",)}
+
+
+def catalog_path() -> Path:
+    env = os.environ.get("BREEZE_CATALOG")
+    return Path(env).expanduser() if env else ROOT / "assets" / "models.toml"
+
+
+def load_catalog(path: Path | None = None) -> list[ModelEntry]:
+    """Read and validate the catalog (default: $BREEZE_CATALOG, else assets/models.toml)."""
+    path = catalog_path() if path is None else Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BreezeError("E501", f"model catalog {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BreezeError("E400", f"model catalog {path} is not valid TOML: {exc}") from None
+    tables = data.get("model", [])
+    if not isinstance(tables, list):
+        raise BreezeError("E400", f"model catalog {path}: `model` must be an array of tables")
+    entries = [_entry(path, index, table) for index, table in enumerate(tables)]
+    seen: dict[str, str] = {}
+    for entry in entries:
+        keys = [f"id {entry.id!r}"] + [f"default {entry.capability}"] * entry.default
+        for key in keys:
+            if key in seen:
+                first = seen[key]
+                raise BreezeError("E400", f"model catalog {path}: model {entry.id!r}: "
+                                          f"{key} is already taken by model {first!r}")
+            seen[key] = entry.id
+    return entries
+
+
+def _entry(path: Path, index: int, table: Any) -> ModelEntry:
+    label = f"model #{index + 1}"
+    if isinstance(table, dict) and isinstance(table.get("id"), str):
+        label = f"model {table['id']!r}"
+
+    def bad(problem: str) -> BreezeError:
+        return BreezeError("E400", f"model catalog {path}: {label}: {problem}")
+
+    if not isinstance(table, dict):
+        raise bad("each entry must be a table")
+    unknown = sorted(set(table) - set(_FIELD_TYPES))
+    if unknown:
+        raise bad(f"unknown field(s) {', '.join(unknown)}")
+    for key, value in table.items():
+        expected = _FIELD_TYPES[key]
+        # bool is an int in Python: reject true/false where a number is expected.
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise bad(f"field {key!r} must be a {expected.__name__}, not {value!r}")
+    for key in ("id", "name", "capability", "source"):
+        if not table.get(key):
+            raise bad(f"missing field {key!r}")
+    values = dict(table)
+    if not _ID.match(values["id"]):
+        raise bad("id must be lowercase letters, digits, '.', '_' or '-'")
+    values["capability"] = values["capability"].upper()
+    if values["capability"] not in {c.value for c in Capability}:
+        raise bad(f"unknown capability {table['capability']!r}")
+    source = values["source"]
+    if source not in SOURCES:
+        raise bad(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+    for key in _REQUIRED[source]:
+        if not values.get(key):
+            raise bad(f"a {source} source needs field {key!r}")
+    if values.get("assemble") and (source != "package" or ":" not in values["assemble"]):
+        raise bad("assemble must be 'module:function' on a package source")
+    if source == "url":
+        url = urlparse(values["url"])
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise bad(f"url must be http(s), not {values['url']!r}")
+        values.setdefault("file", PurePosixPath(url.path).name)
+        if not values["file"]:
+            raise bad("field 'file' is needed when the url does not end in a file name")
+    if values.get("size", 0) < 0 or values.get("context_length", 0) < 0:
+        raise bad("size and context_length cannot be negative")
+    values["sha256"] = values.get("sha256", "").lower()
+    if values["sha256"] and not _SHA256.match(values["sha256"]):
+        raise bad("sha256 must be 64 hex digits or empty")
+    return ModelEntry(**values)
+
+
+def models_dir() -> Path:
+    """Where downloaded and assembled models go ($BREEZE_MODELS_DIR or the user cache)."""
+    env = os.environ.get("BREEZE_MODELS_DIR")
+    base = Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("breeze")) / "models"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def find(model_id: str, catalog: list[ModelEntry] | None = None) -> ModelEntry:
+    entries = load_catalog() if catalog is None else catalog
+    for entry in entries:
+        if entry.id == model_id:
+            return entry
+    known = ", ".join(entry.id for entry in entries) or "none"
+    raise BreezeError("E404", f"unknown model {model_id!r} (known: {known})")
+
+
+def default_model(capability: str = "LLM") -> ModelEntry:
+    capability = capability.upper()
+    for entry in load_catalog():
+        if entry.default and entry.capability == capability:
+            return entry
+    raise BreezeError("E404", f"the model catalog has no default {capability} model")
+
+
+def package_path(entry: ModelEntry) -> Path:
+    """The directory of an installed package, without importing it (E501 when missing)."""
+    try:
+        spec = importlib.util.find_spec(entry.package)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations:
+        raise BreezeError(
+            "E501",
+            f"model {entry.id} needs the package {entry.package}: pip install {entry.pip_name}",
+        )
+    return Path(locations[0])
+
+
+def local_path(entry: ModelEntry) -> Path | None:
+    """Where the model's file is when present, else None."""
+    try:
+        path = package_path(entry) / entry.file if entry.in_package else None
+    except BreezeError:
+        return None
+    path = path or models_dir() / entry.filename
+    return path if path.exists() else None
+
+
+def resolve(model: str | None, capability: str | None = "LLM") -> Path:
+    """A model id, a path or None (the default model) -> an existing model file.
+
+    Assembles a package-assembled model on first use; never downloads (E501 says how to).
+    `capability=None` accepts an id of any capability.
+    """
+    if model is None:
+        return _entry_path(default_model(capability or "LLM"))
+    text = model.strip()
+    candidate = Path(text).expanduser()
+    if candidate.exists():
+        return candidate.resolve()
+    if text.endswith(".gguf") or "/" in text or os.sep in text:
+        raise BreezeError("E501", f"model file {candidate} does not exist")
+    entry = find(text)
+    if capability is not None and entry.capability != capability.upper():
+        raise BreezeError(
+            "E400", f"model {entry.id} is a {entry.capability} model, not {capability.upper()}"
+        )
+    return _entry_path(entry)
+
+
+def _entry_path(entry: ModelEntry) -> Path:
+    if entry.in_package:
+        path = package_path(entry) / entry.file
+        if not path.exists():
+            raise BreezeError(
+                "E501", f"package {entry.package} is installed but has no file {entry.file}"
+            )
+        return path
+    present = local_path(entry)
+    if present is not None:
+        return present
+    if entry.assemble:
+        from .download import pull  # download imports this module
+
+        return pull(entry)
+    raise BreezeError(
+        "E501", f"model {entry.id} is not downloaded: run `breeze models pull {entry.id}`"
+    )
+
+
+def model_status(entry: ModelEntry) -> ModelStatus:
+    path = local_path(entry)
+    size = entry.size or (path.stat().st_size if path is not None and path.is_file() else 0)
+    source = "package (assembled)" if entry.assemble else entry.source
+    return ModelStatus(
+        id=entry.id,
+        name=entry.name,
+        capability=entry.capability,
+        source=source,
+        size=size,
+        present=path is not None,
+        path=str(path) if path is not None else None,
+        license=entry.license,
+        default=entry.default,
+    )
+
+
+def statuses(catalog: list[ModelEntry] | None = None) -> list[ModelStatus]:
+    """Every catalog entry with whether its file is present; nothing is downloaded."""
+    return [model_status(entry) for entry in (load_catalog() if catalog is None else catalog)]
