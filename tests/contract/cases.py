@@ -1,13 +1,15 @@
-"""Runners that join the contract suite. A runner joins by adding one ContractCase to CASES."""
+"""The contract suite's case type. A runner joins the suite with a module `cases_<name>.py`
+beside this one that defines `CASES: list[ContractCase]`."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine import Capability, InferenceRequest, Runner
-
-from .scripted import FailingMidStream, HangingRunner, ScriptedLLM
 
 
 @dataclass(frozen=True)
@@ -24,75 +26,9 @@ class ContractCase:
     cycles: int = 200  # submit/cancel cycles of the leak test
 
 
-def _text(max_tokens: int, **params: object) -> Callable[[], InferenceRequest]:
-    return lambda: InferenceRequest({"text": "hello"}, {"max_tokens": max_tokens, **params})
-
-
-CASES: list[ContractCase] = [
-    ContractCase(
-        id="scripted-llm",
-        make_runner=lambda: ScriptedLLM(delay_s=0.002),
-        capability=Capability.LLM,
-        request=_text(12),
-        long_request=_text(100_000),
-        bad_request=_text(-1),
-        work_done=lambda r: r.work_units,  # type: ignore[attr-defined]
-    ),
-    ContractCase(
-        id="scripted-fast-emitter",
-        make_runner=lambda: ScriptedLLM(delay_s=0.0),
-        capability=Capability.LLM,
-        request=_text(5_000),
-        long_request=_text(1_000_000),
-        bad_request=lambda: InferenceRequest({"text": "hi"}, {"temperature": "hot"}),
-        work_done=lambda r: r.work_units,  # type: ignore[attr-defined]
-    ),
-    ContractCase(
-        id="scripted-raises-mid-stream",
-        make_runner=FailingMidStream,
-        capability=Capability.LLM,
-        request=_text(5),
-        long_request=_text(5),
-        bad_request=_text(5),
-        fails_mid_stream=True,
-    ),
-    ContractCase(
-        id="scripted-hangs-until-cancelled",
-        make_runner=HangingRunner,
-        capability=Capability.LLM,
-        request=lambda: InferenceRequest({"text": "hi"}),
-        long_request=lambda: InferenceRequest({"text": "hi"}),
-        bad_request=lambda: InferenceRequest({"text": 42}),
-        hangs=True,
-    ),
-]
-
-
-
-def _llama_runner() -> Runner:
-    from runners.llama_cpp import LlamaCppRunner
-
-    return LlamaCppRunner()
-
-
-def _llama_kv_tokens(runner: Runner) -> int:
-    """Tokens in the model's KV cache: grows with every token decoded."""
-    llm = runner._llm  # type: ignore[attr-defined]
-    return 0 if llm is None else int(llm.n_tokens)
-
-
-def _chat(text: str, **params: object) -> Callable[[], InferenceRequest]:
-    return lambda: InferenceRequest({"text": text}, {"temperature": 0.0, **params})
-
-
-CASES.append(
-    ContractCase(
-        id="llama_cpp-smollm2",
-        make_runner=_llama_runner,
-        capability=Capability.LLM,
-        request=_chat("Name three colours.", max_tokens=24),
-        long_request=_chat("Write a long story about a dragon.", max_tokens=4000),
-        bad_request=_chat("hi", top_k="many"),
-        work_done=_llama_kv_tokens,
-    )
-)
+def all_cases() -> list[ContractCase]:
+    cases: list[ContractCase] = []
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if module.name.startswith("cases_"):
+            cases += importlib.import_module(f"{__package__}.{module.name}").CASES
+    return cases

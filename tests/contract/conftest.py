@@ -4,10 +4,10 @@ import pytest
 
 from engine import Engine, EngineSettings, Registry
 
-from .cases import CASES, ContractCase
+from .cases import ContractCase, all_cases
 
 
-@pytest.fixture(params=CASES, ids=lambda c: c.id)
+@pytest.fixture(params=all_cases(), ids=lambda c: c.id)
 def contract_case(request: pytest.FixtureRequest) -> ContractCase:
     """The one fixture through which a runner joins the contract suite."""
     return request.param
