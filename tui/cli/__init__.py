@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import typer
 
 from engine import __version__
@@ -42,6 +45,11 @@ app.command("ask")(ask.ask)
 app.command("runners")(runners_cmd.runners)
 app.command("doctor")(doctor.doctor)
 app.add_typer(models_cmd.app, name="models", help="List, download and remove models.")
+
+# Further commands live in `cmd_<name>.py` modules with a `register(app)` function.
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name.startswith("cmd_"):
+        importlib.import_module(f"{__name__}.{_module.name}").register(app)
 
 
 def main() -> None:
