@@ -137,6 +137,22 @@ class Engine:
     async def run(self, request: InferenceRequest, *, runner: str | None = None) -> InferenceResult:
         return await self.submit(request, runner=runner).result()
 
+    async def preload(
+        self,
+        capability: Capability = Capability.LLM,
+        *,
+        runner: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Load the runner a request for `capability` would use, ahead of the first request.
+
+        Returns what would serve it: {"runner_name", "model_name"} (plus fallback details);
+        raises BreezeError when nothing can load."""
+        probe = InferenceRequest({}, dict(params or {}), capability=capability)
+        extra: dict[str, Any] = {}
+        chosen, _ = await self._prepare(probe, runner, extra)
+        return {**extra, "model_name": chosen.model_name}
+
     async def aclose(self) -> None:
         for entry in self.registry.entries():
             if entry.instantiated:

@@ -171,11 +171,16 @@ class _Generation:
         return tokens
 
     def _tokenize(self, messages: list[dict[str, str]]) -> list[int]:
+        """The templated prompt; a last assistant message is a reply to continue: its text
+        follows the generation prompt, left open."""
+        partial_reply = messages[-1]["content"] if messages[-1]["role"] == "assistant" else None
+        if partial_reply is not None:
+            messages = messages[:-1]
         formatted = self.formatter(messages=messages)
+        prompt = formatted.prompt + (partial_reply or "")
         return list(
             self.llm.tokenize(
-                formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special,
-                special=True,
+                prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
             )
         )
 
@@ -326,8 +331,8 @@ def _messages(request: InferenceRequest) -> list[dict[str, str]]:
         messages = [{"role": "user", "content": str(inputs.get("text", ""))}]
     if not messages or not any(m["content"].strip() for m in messages if m["role"] == "user"):
         raise BreezeError("E400", "the prompt is empty")
-    if messages[-1]["role"] != "user":
-        raise BreezeError("E400", "the last message must be the user's")
+    if messages[-1]["role"] == "system":
+        raise BreezeError("E400", "the last message must be the user's (or a reply to continue)")
     system = params.get("system_prompt")
     if system:
         messages = [m for m in messages if m["role"] != "system"]
@@ -370,13 +375,17 @@ def _open_model(path: Path, n_ctx: int, n_threads: int) -> Any:
         raise BreezeError("E502", f"{path} is not a GGUF model file")
     try:
         with stderr_to_log("llama.cpp"):
-            return llama_cpp.Llama(
+            llm = llama_cpp.Llama(
                 str(path),
                 n_ctx=n_ctx,
                 n_threads=n_threads,
                 n_threads_batch=n_threads,
                 verbose=False,
             )
+            # the first decode allocates buffers: do it now, not on the first reply
+            llm.eval([max(llm.token_bos(), 0)])
+            llm.reset()
+            return llm
     except (ValueError, RuntimeError, OSError) as exc:
         raise BreezeError("E502", f"could not load {path.name}: {exc}") from exc
 

@@ -225,3 +225,16 @@ async def test_switching_models(engine):
     assert gemma.metadata["model_name"] == "gemma-3-270m-q4_k_m.gguf"
     smol = await engine.run(ask("Say hello.", max_tokens=8))
     assert smol.metadata["model_name"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+async def test_continue_a_stopped_reply(engine):
+    question = {"role": "user", "content": "List the days of the week."}
+    full = await engine.run(InferenceRequest({"messages": [question]}, {**GREEDY,
+                                                                        "max_tokens": 40}))
+    head = full.text[:12]
+    rest = await engine.run(InferenceRequest(
+        {"messages": [question, {"role": "assistant", "content": head}]},
+        {**GREEDY, "max_tokens": 30},
+    ))
+    assert rest.ok and rest.text
+    assert (head + rest.text)[:30] == full.text[:30]

@@ -1,0 +1,71 @@
+"""The installed `breeze` in a real terminal (tmux): ask, stop with Esc, ask again."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+BREEZE = str(Path(sys.executable).with_name("breeze"))
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    assert shutil.which("tmux"), "tmux is not installed: run `make test`"
+    name = f"breeze-{uuid.uuid4().hex[:8]}"
+    env = " ".join(
+        f"XDG_{d.upper()}_HOME={tmp_path / d}" for d in ("config", "data", "cache", "state")
+    )
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "30",
+                    f"env {env} {BREEZE}"], check=True)
+    yield name
+    subprocess.run(["tmux", "kill-session", "-t", name], check=False)
+
+
+def screen(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def keys(session: str, *keys: str) -> None:
+    subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=True)
+
+
+def wait_screen(session: str, predicate, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = screen(session)
+        if predicate(text):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"screen never matched:\n{screen(session)}")
+
+
+def reply_lines(text: str) -> str:
+    """The chat area: everything above the prompt box."""
+    return text.split("▔")[0]
+
+
+def test_ask_stop_with_esc_and_ask_again(tmux):
+    wait_screen(tmux, lambda s: "● ready" in s)
+    keys(tmux, "Write a very long story about a lighthouse keeper and the sea.", "Enter")
+    wait_screen(tmux, lambda s: "● generating" in s)
+    time.sleep(0.5)
+    keys(tmux, "Escape")
+    stopped = wait_screen(tmux, lambda s: "stopped — ctrl+r regenerate" in s, 20)
+    time.sleep(1.0)
+    assert reply_lines(screen(tmux)) == reply_lines(stopped), "the reply went on after Esc"
+    assert "● stopped" in stopped
+
+    keys(tmux, "What is the capital of France?", "Enter")
+    answered = wait_screen(
+        tmux, lambda s: s.count("Breeze") >= 2 and "● ready" in s, 60
+    )
+    assert "capital of France?" in answered
+    second_reply = reply_lines(answered).rsplit("Breeze", 1)[1]
+    assert any(ch.isalpha() for ch in second_reply), "the second question got no answer"

@@ -1,0 +1,175 @@
+"""The chat flows, driven with Pilot on the real llama.cpp runner."""
+
+from __future__ import annotations
+
+from textual.widgets import Markdown
+
+from tui.screens.help import HelpScreen
+from tui.screens.sessions import SessionsScreen
+from tui.widgets.log_panel import LogPanel
+from tui.widgets.message import MessageView
+from tui.widgets.prompt import PromptInput
+
+from .conftest import wait_for
+
+SIZE = (100, 32)
+
+
+def views(app) -> list[MessageView]:
+    return list(app.chat.query(MessageView))
+
+
+async def type_and_send(pilot, text: str) -> None:
+    for ch in text:
+        await pilot.press(ch if ch != " " else "space")
+    await pilot.press("enter")
+
+
+async def test_prompt_works_before_the_model_is_ready(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.chat.status.state == "loading model…"
+        assert app.focused is app.chat.query_one(PromptInput)
+        await type_and_send(pilot, "Hi")  # typed before the model is loaded
+        await wait_for(pilot, lambda: views(app)[-1].state == "complete")
+        assert views(app)[0].text == "Hi" and views(app)[-1].text
+        assert app.chat.status.state == "ready"
+        assert "SmolLM2" in app.chat.status.render()
+        assert "tok/s" in app.chat.status.render()
+
+
+async def test_reply_streams_then_esc_stops_it_and_keeps_the_partial(make_app, store):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.conversation.params = {"max_tokens": 2000, "repeat_penalty": 1.0}
+        await type_and_send(pilot, "Write a long story about a lighthouse keeper.")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and len(views(app)[1].text) > 20)
+        assert views(app)[1].state == "streaming"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: views(app)[1].state == "stopped")
+        stopped = views(app)[1].text
+        assert stopped and "stopped" in str(views(app)[1].query_one(".note").render())
+        await pilot.pause(0.3)
+        assert views(app)[1].text == stopped, "the reply went on after Esc"
+        saved = store.messages(app.conversation.session_id)
+        assert saved[-1].state == "stopped" and saved[-1].content == stopped
+
+        app.conversation.params = {"max_tokens": 20}
+        await pilot.press("ctrl+g")  # continue the stopped reply
+        await wait_for(pilot, lambda: views(app)[1].state == "complete")
+        assert views(app)[1].text.startswith(stopped) and len(views(app)[1].text) > len(stopped)
+
+        await pilot.press("ctrl+r")  # regenerate it
+        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
+        assert len(store.messages(app.conversation.session_id)) == 2
+
+
+async def test_history_goes_to_the_model(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.conversation.params = {"max_tokens": 12}
+        await type_and_send(pilot, "My name is Ada.")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
+        await type_and_send(pilot, "What is my name?")
+        await wait_for(pilot, lambda: len(views(app)) == 4 and views(app)[3].state == "complete")
+        history = app.conversation.history()
+        assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
+        saved = app.store.messages(app.conversation.session_id)[-1]
+        assert saved.metadata and saved.metadata["runner_name"] == "llama_cpp"
+
+
+async def test_newline_keys_and_enter_sends(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a", "ctrl+j", "b")
+        prompt = app.chat.query_one(PromptInput)
+        assert prompt.text == "a\nb" and len(views(app)) == 0
+
+
+async def test_markdown_renders_code_blocks_and_lists(make_app, store):
+    session = store.new_session("md")
+    store.add(session, "user", "show me")
+    store.add(session, "assistant", "Steps:\n\n- one\n- two\n\n```python\nprint('hi')\n```\n")
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        body = views(app)[1].query_one(Markdown)
+        kinds = {type(child).__name__ for child in body.query("*")}
+        assert "MarkdownFence" in kinds and "MarkdownBulletList" in kinds
+
+
+async def test_error_result_shows_its_code_and_the_app_goes_on(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.conversation.params = {"model": "/nonexistent/model.gguf"}
+        await type_and_send(pilot, "hello")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "error")
+        assert "E501" in str(views(app)[1].query_one(".note").render())
+        app.conversation.params = {"max_tokens": 8}
+        await type_and_send(pilot, "hello again")
+        await wait_for(pilot, lambda: len(views(app)) == 4 and views(app)[3].state == "complete")
+        # the error notice is not sent to the model as a reply
+        assert all(m["content"] for m in app.conversation.history())
+
+
+async def test_copy_reply(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.conversation.params = {"max_tokens": 8}
+        await type_and_send(pilot, "Say hi")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
+        await pilot.press("ctrl+b")
+        assert app.clipboard == views(app)[1].text
+
+
+async def test_help_lists_every_key_and_log_panel_shows_native_output(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen.query_one(Markdown).source
+        for key in ("ctrl+q", "escape", "ctrl+r", "ctrl+g", "ctrl+b", "ctrl+o", "ctrl+l", "enter"):
+            assert key in text, key
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.chat.status.state == "ready")
+        await pilot.press("ctrl+l")
+        panel = app.chat.query_one(LogPanel)
+        assert panel.display
+        await wait_for(pilot, lambda: any("llama" in line.text for line in panel.lines), 5)
+
+
+async def test_sessions_resume_rename_delete_export(make_app, store, tmp_path):
+    first = store.new_session("first chat")
+    store.add(first, "user", "old question")
+    store.add(first, "assistant", "old answer")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, SessionsScreen)
+        app.screen.export_dir = tmp_path / "exports"
+        await pilot.press("e")
+        exported = (tmp_path / "exports" / f"breeze-chat-{first}.md").read_text()
+        assert "old question" in exported and "old answer" in exported
+        await pilot.press("r")
+        await pilot.press(*"renamed", "enter")
+        assert store.title(first) == "renamed"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SessionsScreen))
+        assert [v.text for v in views(app)] == ["old question", "old answer"]
+        await pilot.press("ctrl+o", "d", "escape")
+        assert first not in [s.id for s in store.sessions()]
+
+
+async def test_partial_reply_of_a_killed_app_is_kept_as_interrupted(tmp_path):
+    from tui.store import Store
+
+    path = tmp_path / "s.sqlite3"
+    crashed = Store(path)
+    session = crashed.new_session()
+    crashed.add(session, "user", "question")
+    crashed.add(session, "assistant", "half an ans", "streaming")
+    # the process dies here: nothing closes the store
+    reopened = Store(path)
+    assert reopened.interrupted == 1
+    assert [m.state for m in reopened.messages(session)] == ["complete", "interrupted"]
+    assert reopened.messages(session)[1].content == "half an ans"

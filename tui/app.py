@@ -1,0 +1,124 @@
+"""The Breeze app: `create_app` is the factory both the CLI and the tests use."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import platformdirs
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from engine import BreezeError, Capability, Engine
+
+from .conversation import Conversation
+from .screens.chat import ChatScreen
+from .screens.help import HelpScreen
+from .screens.sessions import SessionsScreen
+from .store import Store
+from .widgets.log_panel import LogPanel, PanelHandler
+
+
+class BreezeApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "Breeze"
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("f1", "help", "Keys"),
+        Binding("ctrl+o", "sessions", "Open a saved chat"),
+        Binding("ctrl+l", "toggle_log", "Show or hide the log"),
+    ]
+
+    def __init__(self, engine: Engine, store: Store, session_id: int | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.store = store
+        self.conversation = Conversation(engine, store, session_id)
+        self.chat = ChatScreen(self.conversation)
+        self._log_handler: PanelHandler | None = None
+
+    def on_mount(self) -> None:
+        self.push_screen(self.chat)
+        panel = LogPanel()
+        self.chat.mount(panel)
+        panel.display = False
+        self._log_handler = PanelHandler(self, panel)
+        root = logging.getLogger()
+        root.addHandler(self._log_handler)
+        if root.getEffectiveLevel() > logging.INFO:
+            root.setLevel(logging.INFO)
+        if self.store.interrupted:
+            self.notify(f"{self.store.interrupted} reply cut short last time is kept, "
+                        "marked interrupted.")
+        self.preload()
+
+    async def on_unmount(self) -> None:
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+        await self.engine.aclose()
+
+    @work(exclusive=True, group="preload")
+    async def preload(self) -> None:
+        """Load the model in the background; the prompt works meanwhile."""
+        self.chat.status.state = "loading model…"
+        try:
+            info = await self.engine.preload(
+                Capability.LLM, runner=self.conversation.runner, params=self.conversation.params
+            )
+        except BreezeError as exc:
+            self.chat.model_failed(exc)
+            return
+        self.chat.model_loaded(info)
+
+    def action_help(self) -> None:
+        bindings = [*self.BINDINGS, *ChatScreen.BINDINGS]
+        self.push_screen(HelpScreen([b for b in bindings if isinstance(b, Binding)]))
+
+    def action_sessions(self) -> None:
+        export_dir = Path(platformdirs.user_documents_dir()) / "breeze"
+        self.push_screen(SessionsScreen(self.store, export_dir), self._open_session)
+
+    async def _open_session(self, session_id: int | None) -> None:
+        if session_id is None:
+            return
+        self.chat.action_cancel()
+        conversation = Conversation(self.engine, self.store, session_id)
+        conversation.params, conversation.runner = (
+            self.conversation.params, self.conversation.runner)
+        self.conversation = conversation
+        await self.chat.show_conversation(conversation)
+
+    def action_toggle_log(self) -> None:
+        panel = self.chat.query_one(LogPanel)
+        panel.display = not panel.display
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("New chat", "Start a new conversation", self.chat.action_new_chat)
+        yield SystemCommand("Stop", "Stop the reply being written (Esc)", self.chat.action_cancel)
+        yield SystemCommand("Regenerate", "Ask again for the last reply",
+                            self.chat.action_regenerate)
+        yield SystemCommand("Continue", "Continue a stopped reply",
+                            self.chat.action_continue_reply)
+        yield SystemCommand("Copy reply", "Copy the last reply", self.chat.action_copy_reply)
+        yield SystemCommand("Saved chats", "Resume, rename, delete or export chats",
+                            self.action_sessions)
+        yield SystemCommand("Log", "Show or hide the log panel", self.action_toggle_log)
+        yield SystemCommand("Keys", "Every key Breeze knows", self.action_help)
+
+
+def create_app(
+    engine: Engine | None = None, store: Store | None = None, session_id: int | None = None
+) -> BreezeApp:
+    if engine is None:
+        from runners import builtin_registry
+
+        engine = Engine(builtin_registry())
+    return BreezeApp(engine, store or Store(), session_id)
+
+
+def run_app() -> None:
+    create_app().run()

@@ -1,0 +1,115 @@
+"""A chat session's logic, apart from its widgets: history, replies in flight, persistence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import Engine, Handle, InferenceRequest, InferenceResult
+
+from .store import Message, Store
+
+PERSIST_EVERY_S = 0.5  # how often a streaming reply is written to the database
+
+
+@dataclass
+class Reply:
+    """One assistant reply being streamed; `prefix` is the text of a reply it continues."""
+
+    message_id: int
+    handle: Handle
+    prefix: str = ""
+    text: str = ""
+    result: InferenceResult | None = None
+    _persisted_at: float = field(default=0.0)
+
+    @property
+    def full_text(self) -> str:
+        return self.prefix + self.text
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
+class Conversation:
+    def __init__(self, engine: Engine, store: Store, session_id: int | None = None) -> None:
+        self.engine = engine
+        self.store = store
+        self.session_id = session_id  # created with the first message
+        self.params: dict[str, Any] = {}
+        self.runner: str | None = None
+        self.reply: Reply | None = None
+
+    @property
+    def title(self) -> str:
+        return self.store.title(self.session_id) if self.session_id else "New chat"
+
+    def messages(self) -> list[Message]:
+        return self.store.messages(self.session_id) if self.session_id else []
+
+    def history(self) -> list[dict[str, str]]:
+        """What the model sees: every user message and every reply with text in it (stopped
+        and interrupted replies included, error notices left out)."""
+        return [
+            {"role": m.role, "content": m.content}
+            for m in self.messages()
+            if m.role in ("user", "assistant") and m.content and m.state != "error"
+        ]
+
+    def add_user(self, text: str) -> int:
+        if self.session_id is None:
+            self.session_id = self.store.new_session(" ".join(text.split())[:60])
+        return self.store.add(self.session_id, "user", text)
+
+    def start_reply(self, continue_message: Message | None = None) -> Reply:
+        """Submit the conversation; a stopped reply given as `continue_message` is extended."""
+        history = self.history()
+        if continue_message is not None:
+            message_id, prefix = continue_message.id, continue_message.content
+            self.store.update(message_id, prefix, "streaming")
+        else:
+            assert self.session_id is not None, "a reply needs a message to answer"
+            message_id, prefix = self.store.add(self.session_id, "assistant", "", "streaming"), ""
+        request = InferenceRequest({"messages": history}, dict(self.params))
+        self.reply = Reply(message_id, self.engine.submit(request, runner=self.runner), prefix)
+        return self.reply
+
+    def regenerate(self, message: Message) -> Reply:
+        """Drop the reply and ask again."""
+        self.store.remove_message(message.id)
+        return self.start_reply()
+
+    async def stream(self, reply: Reply) -> AsyncIterator[InferenceResult]:
+        """The reply's results, written to the store as they come and when it ends."""
+        async for result in reply.handle:
+            reply.result = result
+            if "text" in result.outputs:
+                reply.text = result.text
+            if result.partial:
+                now = time.monotonic()
+                if now - reply._persisted_at >= PERSIST_EVERY_S:
+                    reply._persisted_at = now
+                    self.store.update(reply.message_id, reply.full_text, "streaming")
+            else:
+                self._finish(reply, result)
+            yield result
+
+    def _finish(self, reply: Reply, result: InferenceResult) -> None:
+        metadata = _kept_metadata(result.metadata)
+        if result.error is not None:
+            state = "error" if not reply.full_text else "stopped"
+            error = f"{result.error.code}: {result.error.message}"
+        else:
+            cancelled = result.metadata.get("finish_reason") == "cancelled"
+            state, error = ("stopped" if cancelled else "complete"), None
+        self.store.update(reply.message_id, reply.full_text, state, error, metadata)
+        if self.reply is reply:
+            self.reply = None
+
+
+def _kept_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("runner_name", "model_name", "finish_reason", "ttft_ms", "tokens_per_second",
+            "tokens_generated")
+    return {k: metadata[k] for k in keys if k in metadata}

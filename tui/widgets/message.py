@@ -1,0 +1,70 @@
+"""One chat message: who, the Markdown body (streamed), and how it ended."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Markdown, Static
+from textual.widgets._markdown import MarkdownStream
+
+_NOTES = {
+    "stopped": "stopped — ctrl+r regenerate · ctrl+g continue",
+    "interrupted": "interrupted — ctrl+r regenerate · ctrl+g continue",
+}
+
+
+class MessageView(Vertical):
+    """Renders a message; the screen feeds it text, it never talks to a model."""
+
+    can_focus = True
+
+    def __init__(self, role: str, text: str = "", state: str = "complete",
+                 message_id: int | None = None) -> None:
+        super().__init__(classes=f"message {role}")
+        self.role = role
+        self.message_id = message_id
+        self.text = text
+        self.state = state
+        self._stream: MarkdownStream | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("You" if self.role == "user" else "Breeze", classes="role")
+        yield Markdown(self.text, classes="body")
+        yield Static("", classes="note")
+
+    def on_mount(self) -> None:
+        self.set_state(self.state)
+
+    @property
+    def body(self) -> Markdown:
+        return self.query_one(".body", Markdown)
+
+    async def append(self, delta: str) -> None:
+        """Add streamed text; the Markdown stream batches what arrives faster than it paints."""
+        if not delta:
+            return
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.body)
+        self.text += delta
+        await self._stream.write(delta)
+
+    async def finish(self, text: str, state: str, error: str | None = None) -> None:
+        """The final text (authoritative: it holds what streaming may have skipped)."""
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        if text != self.text:
+            self.text = text
+            await self.body.update(text)
+        self.set_state(state, error)
+
+    def set_state(self, state: str, error: str | None = None) -> None:
+        self.state = state
+        for name in ("streaming", "stopped", "interrupted", "error"):
+            self.set_class(state == name, f"-{name}")
+        note = error or _NOTES.get(state, "")
+        if state == "stopped" and error:
+            note = f"{error} — ctrl+r regenerate · ctrl+g continue"
+        widget = self.query_one(".note", Static)
+        widget.update(note)
+        widget.display = bool(note)
