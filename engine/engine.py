@@ -11,8 +11,9 @@ from typing import Any
 from ._channel import ChannelClosed, ResultChannel, on_loop
 from .cancel import Cancelled, CancelToken
 from .errors import BreezeError, RunnerError
+from .guard import GUARDED_CAPABILITIES
 from .registry import Registry, RunnerEntry
-from .retry import stream_with_retry
+from .retry import aclose, stream_with_retry
 from .routing import route
 from .runner import Runner, Stopwatch
 from .settings import EngineSettings
@@ -183,10 +184,21 @@ class Engine:
                 channel.push_terminal(terminal)
 
         try:
+            guard = self.settings.guard
+            guarded = guard is not None and route(request) in GUARDED_CAPABILITIES
+            if guard is not None and guarded:
+                verdict = await guard.check_input(self, request)
+                extra.update(verdict.metadata)
+                if verdict.blocked is not None:
+                    finish(verdict.blocked)
+                    return
+                request = verdict.request or request
             runner, prepared = await self._prepare(request, runner_name, extra)
-            results = stream_with_retry(
+            results: AsyncIterator[InferenceResult] = stream_with_retry(
                 lambda: _runner_stream(runner, prepared, token), self.settings.retry, token
             )
+            if guard is not None and guarded:
+                results = guard.guard_output(self, prepared, results, token)
             try:
                 count = 0
                 async for result in results:
@@ -201,7 +213,7 @@ class Engine:
                     if count % 64 == 0:  # a runner that never awaits must not starve the consumer
                         await asyncio.sleep(0)
             finally:
-                await results.aclose()
+                await aclose(results)
             if terminal is None:
                 if token.cancelled:
                     finish(InferenceResult.success(last_outputs))

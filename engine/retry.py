@@ -62,7 +62,7 @@ async def stream_with_retry(
                 if not result.partial:
                     return
         finally:
-            await _aclose(stream)
+            await aclose(stream)
         if retry_error is None:
             return
         attempt += 1
@@ -73,7 +73,8 @@ async def stream_with_retry(
             return  # the engine ends the request as cancelled
 
 
-async def _aclose(stream: AsyncIterator[InferenceResult]) -> None:
+async def aclose(stream: AsyncIterator[InferenceResult]) -> None:
+    """Close an async iterator that may be a generator (so its `finally` runs now)."""
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         await aclose()

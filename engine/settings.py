@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .retry import RetryPolicy
 from .types import Capability
+
+if TYPE_CHECKING:
+    from .guard import Guard
 
 __all__ = ["EngineSettings"]
 
@@ -24,3 +27,5 @@ class EngineSettings:
     preferred_runners: dict[Capability, str] = field(default_factory=dict)
     # The user's default parameters per runner name (a request's own params win).
     runner_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Safety checks around LLM and VLM turns (engine/guard.py); None: no checks.
+    guard: Guard | None = None

@@ -12,7 +12,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from engine import BreezeError, Capability, Engine
+from engine import BreezeError, Capability, Engine, EngineSettings
 
 from .conversation import Conversation
 from .screens.chat import ChatScreen
@@ -20,6 +20,11 @@ from .screens.help import HelpScreen
 from .screens.sessions import SessionsScreen
 from .store import Store
 from .widgets.log_panel import LogPanel, PanelHandler
+
+
+# Text updates per second the app paints: enough to read as live, few enough that painting
+# leaves the CPU to generation on a two-core laptop.
+APP_EMIT_INTERVAL_MS = 80
 
 
 class BreezeApp(App[None]):
@@ -116,7 +121,7 @@ def create_app(
     if engine is None:
         from runners import builtin_registry
 
-        engine = Engine(builtin_registry())
+        engine = Engine(builtin_registry(), EngineSettings(emit_interval_ms=APP_EMIT_INTERVAL_MS))
     return BreezeApp(engine, store or Store(), session_id)
 
 
