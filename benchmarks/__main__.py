@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from . import engine_overhead, llm_throughput
+from . import engine_overhead, llm_throughput, tui_render
 
-BENCHMARKS = {"engine_overhead": engine_overhead.main, "llm_throughput": llm_throughput.main}
+BENCHMARKS = {
+    "engine_overhead": engine_overhead.main,
+    "llm_throughput": llm_throughput.main,
+    "tui_render": tui_render.main,
+}
 
 
 def main() -> None:

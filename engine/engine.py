@@ -241,7 +241,7 @@ class Engine:
             capability, runner_name, self.settings.preferred_runners
         )
         skipped: list[str] = []
-        last_error: BreezeError | None = None
+        first_error: BreezeError | None = None
         for entry in candidates:
             try:
                 prepared = await self._load(entry, request, capability)
@@ -250,15 +250,21 @@ class Engine:
                     raise
                 log.warning("runner %s cannot serve: %s", entry.name, exc.error)
                 skipped.append(f"{entry.name}: {exc.error}")
-                last_error = exc
+                first_error = first_error or exc
                 continue
             extra["runner_name"] = entry.name
             if skipped:
                 extra["fallback_from"] = [s.split(":", 1)[0] for s in skipped]
                 extra["fallback_reason"] = "; ".join(skipped)
             return entry.runner, prepared
-        assert last_error is not None
-        raise last_error
+        # The first candidate's failure is the one that matters to the user (their runner of
+        # choice); the fallbacks' failures follow in the message.
+        assert first_error is not None
+        others = "; ".join(skipped[1:])
+        error = first_error.error
+        message = f"{error.message} (no fallback could serve: {others})" if others else \
+            error.message
+        raise BreezeError(error.code, message, error.recoverable)
 
     async def _load(
         self, entry: RunnerEntry, request: InferenceRequest, capability: Capability

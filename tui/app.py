@@ -12,15 +12,16 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from engine import BreezeError, Capability, Engine, EngineSettings
+from engine import BreezeError, Capability, Engine
 
+from .config import AppConfig, engine_settings, load_app_config, save_app_config
 from .conversation import Conversation
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
 from .screens.sessions import SessionsScreen
+from .screens.settings import SettingsScreen
 from .store import Store
 from .widgets.log_panel import LogPanel, PanelHandler
-
 
 # Text updates per second the app paints: enough to read as live, few enough that painting
 # leaves the CPU to generation on a two-core laptop.
@@ -35,12 +36,16 @@ class BreezeApp(App[None]):
         Binding("f1", "help", "Keys"),
         Binding("ctrl+o", "sessions", "Open a saved chat"),
         Binding("ctrl+l", "toggle_log", "Show or hide the log"),
+        Binding("f2", "settings", "Settings"),
     ]
 
-    def __init__(self, engine: Engine, store: Store, session_id: int | None = None) -> None:
+    def __init__(
+        self, engine: Engine, store: Store, config: AppConfig, session_id: int | None = None
+    ) -> None:
         super().__init__()
         self.engine = engine
         self.store = store
+        self.config = config
         self.conversation = Conversation(engine, store, session_id)
         self.chat = ChatScreen(self.conversation)
         self._log_handler: PanelHandler | None = None
@@ -96,6 +101,28 @@ class BreezeApp(App[None]):
         self.conversation = conversation
         await self.chat.show_conversation(conversation)
 
+    def action_settings(self) -> None:
+        from engine.models import load_catalog
+
+        models = [m.id for m in load_catalog() if m.capability == "LLM"]
+        screen = SettingsScreen(self.engine.registry, self.config, models)
+        self.push_screen(screen, self._apply_settings)
+
+    def _apply_settings(self, config: AppConfig | None) -> None:
+        if config is None:
+            return
+        try:
+            save_app_config(config)
+        except BreezeError as exc:
+            self.notify(str(exc.error), severity="error")
+            return
+        self.config = config
+        fresh = engine_settings(config)
+        self.engine.settings.runner_params = fresh.runner_params
+        self.engine.settings.preferred_runners = fresh.preferred_runners
+        self.notify("Settings saved")
+        self.preload()
+
     def action_toggle_log(self) -> None:
         panel = self.chat.query_one(LogPanel)
         panel.display = not panel.display
@@ -113,16 +140,19 @@ class BreezeApp(App[None]):
                             self.action_sessions)
         yield SystemCommand("Log", "Show or hide the log panel", self.action_toggle_log)
         yield SystemCommand("Keys", "Every key Breeze knows", self.action_help)
+        yield SystemCommand("Settings", "Runner, model and parameters", self.action_settings)
 
 
 def create_app(
     engine: Engine | None = None, store: Store | None = None, session_id: int | None = None
 ) -> BreezeApp:
+    config = load_app_config()
     if engine is None:
         from runners import builtin_registry
 
-        engine = Engine(builtin_registry(), EngineSettings(emit_interval_ms=APP_EMIT_INTERVAL_MS))
-    return BreezeApp(engine, store or Store(), session_id)
+        settings = engine_settings(config, emit_interval_ms=APP_EMIT_INTERVAL_MS)
+        engine = Engine(builtin_registry(), settings)
+    return BreezeApp(engine, store or Store(), config, session_id)
 
 
 def run_app() -> None:

@@ -18,6 +18,7 @@ def store(tmp_path):
 @pytest.fixture
 def make_app(store, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DOCUMENTS_DIR", str(tmp_path / "docs"))
+    monkeypatch.setenv("BREEZE_CONFIG_DIR", str(tmp_path / "config"))
 
     def make(session_id: int | None = None):
         engine = Engine(builtin_registry(), EngineSettings())

@@ -128,7 +128,8 @@ async def test_help_lists_every_key_and_log_panel_shows_native_output(make_app):
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
         text = app.screen.query_one(Markdown).source
-        for key in ("ctrl+q", "escape", "ctrl+r", "ctrl+g", "ctrl+b", "ctrl+o", "ctrl+l", "enter"):
+        keys = ("ctrl+q", "escape", "ctrl+r", "ctrl+g", "ctrl+b", "ctrl+o", "ctrl+l", "f2", "enter")
+        for key in keys:
             assert key in text, key
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.chat.status.state == "ready")

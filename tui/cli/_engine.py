@@ -10,9 +10,12 @@ from collections.abc import Callable
 from engine import Engine, EngineSettings, Handle
 from runners import builtin_registry
 
+from ..config import engine_settings, load_app_config
+
 
 def make_engine(settings: EngineSettings | None = None) -> Engine:
-    return Engine(builtin_registry(), settings)
+    """The engine with the user's saved settings (runner of choice, default parameters)."""
+    return Engine(builtin_registry(), settings or engine_settings(load_app_config()))
 
 
 def parse_params(pairs: list[str]) -> dict[str, object]:

@@ -1,0 +1,52 @@
+"""Settings from the runner's schema: validated, saved to the config file, applied."""
+
+from __future__ import annotations
+
+from textual.widgets import Input, Static
+
+from engine.config_file import read_config
+from tui.screens.settings import SettingsScreen
+
+from .conftest import wait_for
+
+
+async def test_settings_validate_save_and_apply(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: app.chat.status.state == "ready")
+        await pilot.press("f2")
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        for name in ("temperature", "top_p", "top_k", "max_tokens", "stop", "n_ctx"):
+            screen.query_one(f"#param-{name}", Input)  # one field per schema parameter
+        screen.query_one("#param-temperature", Input).value = "hot"
+        screen.query_one("#param-max_tokens", Input).value = "-5"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, SettingsScreen), "invalid values must not be saved"
+        assert "temperature" in str(screen.query_one("#error-temperature", Static).render())
+        assert "max_tokens" in str(screen.query_one("#error-max_tokens", Static).render())
+        assert "runners" not in read_config()
+
+        screen.query_one("#param-temperature", Input).value = "0"
+        screen.query_one("#param-max_tokens", Input).value = "7"
+        screen.query_one("#param-stop", Input).value = "END, STOP"
+        screen.query_one("#system_prompt", Input).value = "Answer briefly."
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        saved = read_config()["runners"]["llama_cpp"]
+        assert saved == {"temperature": 0.0, "max_tokens": 7, "stop": ["END", "STOP"],
+                         "system_prompt": "Answer briefly."}
+        assert app.engine.settings.runner_params["llama_cpp"]["max_tokens"] == 7
+
+        await app.chat.send("Tell me a long story.")
+        await wait_for(pilot, lambda: app.conversation.reply is None)
+        reply = app.store.messages(app.conversation.session_id)[-1]
+        assert reply.metadata["tokens_generated"] <= 7
+
+
+async def test_saved_settings_are_loaded_at_start(make_app):
+    from tui.config import AppConfig, save_app_config
+
+    save_app_config(AppConfig("llama_cpp", {"llama_cpp": {"max_tokens": 3}}))
+    app = make_app()
+    assert app.config.runner_params == {"llama_cpp": {"max_tokens": 3}}

@@ -1,0 +1,129 @@
+"""Settings, built from the runners' parameter schemas: runner, model, system prompt and every
+parameter of the chosen runner, validated before anything is saved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from engine import BreezeError, Capability, ParamSpec, Registry
+
+from ..config import AppConfig
+
+# Chosen with their own widgets above the runner's parameters, or not the user's to set.
+_SPECIAL = {"model", "system_prompt", "stream_mode", "language"}
+
+
+class SettingsScreen(ModalScreen[AppConfig | None]):
+    """Dismissed with the new AppConfig when saved, None when cancelled."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Cancel"),
+        Binding("ctrl+s", "save", "Save the settings"),
+    ]
+
+    def __init__(self, registry: Registry, config: AppConfig, models: list[str]) -> None:
+        super().__init__()
+        self.registry = registry
+        self.config = config
+        self.models = models
+        llm = [e.name for e in registry.entries() if Capability.LLM in e.capabilities]
+        self.runner_names = llm
+        self.runner = config.llm_runner if config.llm_runner in llm else llm[0]
+
+    def compose(self) -> ComposeResult:
+        params = self.config.params_for(self.runner)
+        with VerticalScroll(id="settings"):
+            yield Static("Settings — ctrl+s save · esc cancel", classes="title")
+            yield Label("Runner")
+            yield Select([(n, n) for n in self.runner_names], value=self.runner,
+                         allow_blank=False, id="runner")
+            yield Label("Model (catalog id or GGUF path; empty: the default)")
+            model = params.get("model")
+            models = self.models + ([model] if model and model not in self.models else [])
+            yield Select([(m, m) for m in models], value=model or Select.NULL, id="model")
+            yield Label("System prompt")
+            yield Input(str(params.get("system_prompt", "")), id="system_prompt")
+            for spec in self._specs():
+                yield Label(f"{spec.name} — {_describe(spec)}")
+                value = params.get(spec.name)
+                yield Input("" if value is None else _show(value), placeholder=_show(spec.default),
+                            id=f"param-{spec.name}")
+                yield Static("", id=f"error-{spec.name}", classes="field-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Save", variant="primary", id="save")
+                yield Button("Cancel", id="cancel")
+
+    def _specs(self) -> list[ParamSpec]:
+        schema = self.registry.get(self.runner).param_schema()
+        return [spec for spec in schema if spec.name not in _SPECIAL]
+
+    @on(Select.Changed, "#runner")
+    async def _runner_changed(self, event: Select.Changed) -> None:
+        if event.value != self.runner and isinstance(event.value, str):
+            self.runner = event.value
+            await self.recompose()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        params, ok = self._validated()
+        if not ok:
+            self.notify("Some values are not valid: nothing was saved.", severity="error")
+            return
+        runner_params = dict(self.config.runner_params)
+        runner_params[self.runner] = params
+        self.dismiss(AppConfig(self.runner, runner_params, self.config.speak_replies))
+
+    def _validated(self) -> tuple[dict[str, Any], bool]:
+        params: dict[str, Any] = {}
+        model = self.query_one("#model", Select).value
+        if isinstance(model, str):
+            params["model"] = model
+        system = self.query_one("#system_prompt", Input).value.strip()
+        if system:
+            params["system_prompt"] = system
+        ok = True
+        for spec in self._specs():
+            raw = self.query_one(f"#param-{spec.name}", Input).value.strip()
+            error = self.query_one(f"#error-{spec.name}", Static)
+            error.update("")
+            if not raw:
+                continue
+            try:
+                params[spec.name] = spec.coerce(_parse(raw, spec))
+            except BreezeError as exc:
+                error.update(str(exc.error))
+                ok = False
+        return params, ok
+
+
+def _describe(spec: ParamSpec) -> str:
+    bounds = ""
+    if spec.minimum is not None or spec.maximum is not None:
+        bounds = f" ({spec.minimum if spec.minimum is not None else ''}"
+        bounds += f"..{spec.maximum if spec.maximum is not None else ''})"
+    return (spec.description or spec.type.__name__) + bounds
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(value)
+    return str(value)
+
+
+def _parse(raw: str, spec: ParamSpec) -> Any:
+    if spec.type is list:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
