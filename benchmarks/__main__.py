@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from . import engine_overhead, llm_throughput, tui_render
+from . import engine_overhead, guardian, llm_throughput, tui_render
 
 BENCHMARKS = {
     "engine_overhead": engine_overhead.main,
     "llm_throughput": llm_throughput.main,
     "tui_render": tui_render.main,
+    "guardian": guardian.main,
 }
 
 

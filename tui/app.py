@@ -120,6 +120,7 @@ class BreezeApp(App[None]):
         fresh = engine_settings(config)
         self.engine.settings.runner_params = fresh.runner_params
         self.engine.settings.preferred_runners = fresh.preferred_runners
+        self.engine.settings.guard = fresh.guard
         self.notify("Settings saved")
         self.preload()
 

@@ -126,3 +126,18 @@ def test_doctor_reports_each_check(env):
     assert any("PortAudio" in n for n in names) and any("espeak" in n for n in names)
     assert all(r["ok"] or r["fix"] for r in rows), "every problem comes with its fix"
     assert out.returncode == (0 if all(r["ok"] for r in rows) else 1)
+
+
+def test_ask_blocks_an_offensive_prompt_before_the_model_runs(env):
+    out = breeze("ask", "You are a fucking idiot.", env=env)
+    assert out.returncode == 1
+    assert out.stderr.startswith("G100: blocked by the guardian: offensive language"), out.stderr
+    assert out.stdout == ""
+
+
+def test_guardian_can_be_turned_off_in_the_config(env, tmp_path):
+    config = Path(env["XDG_CONFIG_HOME"]) / "breeze"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text("[guardian]\nenabled = false\n")
+    out = breeze("ask", "You are a fucking idiot.", "-p", "max_tokens=5", env=env)
+    assert out.returncode == 0, out.stderr

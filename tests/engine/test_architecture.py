@@ -9,7 +9,7 @@ from engine.errors import ERROR_CODES, errors_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {"textual", "rich", "llama_cpp", "vosk", "pyttsx3", "sounddevice", "pocketsphinx",
-             "openai", "typer"}
+             "openai", "typer", "sklearn", "profanity_check"}
 
 
 def imported_modules(path: Path) -> set[str]:

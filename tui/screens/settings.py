@@ -82,7 +82,8 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
             return
         runner_params = dict(self.config.runner_params)
         runner_params[self.runner] = params
-        self.dismiss(AppConfig(self.runner, runner_params, self.config.speak_replies))
+        self.dismiss(AppConfig(self.runner, runner_params, self.config.speak_replies,
+                               self.config.guardian))
 
     def _validated(self) -> tuple[dict[str, Any], bool]:
         params: dict[str, Any] = {}
