@@ -33,6 +33,8 @@ async def test_settings_validate_save_and_apply(make_app):
         screen.query_one("#system_prompt", Input).value = "Answer briefly."
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        saved_guardian = read_config()["guardian"]
+        assert saved_guardian["enabled"] is True and saved_guardian["output"] == "filter"
         saved = read_config()["runners"]["llama_cpp"]
         assert saved == {"temperature": 0.0, "max_tokens": 7, "stop": ["END", "STOP"],
                          "system_prompt": "Answer briefly."}
@@ -50,3 +52,26 @@ async def test_saved_settings_are_loaded_at_start(make_app):
     save_app_config(AppConfig("llama_cpp", {"llama_cpp": {"max_tokens": 3}}))
     app = make_app()
     assert app.config.runner_params == {"llama_cpp": {"max_tokens": 3}}
+
+
+async def test_guardian_section_saves_and_applies(make_app):
+    from textual.widgets import Select, Switch
+
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("f2")
+        screen = app.screen
+        screen.query_one("#guardian-strictness", Select).value = "high"
+        screen.query_one("#guardian-output", Select).value = "warn"
+        screen.query_one("#guardian-enabled", Switch).value = True
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        table = read_config()["guardian"]
+        assert table["strictness"] == "high" and table["output"] == "warn"
+        assert app.engine.settings.guard is not None
+        await pilot.press("f2")
+        app.screen.query_one("#guardian-enabled", Switch).value = False
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        assert read_config()["guardian"]["enabled"] is False
+        assert app.engine.settings.guard is None

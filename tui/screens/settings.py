@@ -10,9 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from engine import BreezeError, Capability, ParamSpec, Registry
+from engine.guardian import STRICTNESS, GuardianSettings, Strategy
 
 from ..config import AppConfig
 
@@ -56,9 +57,37 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
                 yield Input("" if value is None else _show(value), placeholder=_show(spec.default),
                             id=f"param-{spec.name}")
                 yield Static("", id=f"error-{spec.name}", classes="field-error")
+            yield from self._guardian_fields()
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
+
+    def _guardian_fields(self) -> ComposeResult:
+        guardian = GuardianSettings.from_mapping(self.config.guardian)
+        strategies = [(s.value, s.value) for s in Strategy]
+        yield Static("Guardian — safety checks around every reply", classes="section")
+        with Horizontal(classes="switch-row"):
+            yield Switch(guardian.enabled, id="guardian-enabled")
+            yield Label("on")
+            yield Switch(guardian.fail_closed, id="guardian-fail-closed")
+            yield Label("a failed check blocks")
+        yield Label("Strictness")
+        yield Select([(s, s) for s in STRICTNESS], value=guardian.strictness, allow_blank=False,
+                     id="guardian-strictness")
+        yield Label(f"Prompts ({', '.join(guardian.input.checks)})")
+        yield Select(strategies, value=guardian.input.strategy.value, allow_blank=False,
+                     id="guardian-input")
+        yield Label(f"Replies ({', '.join(guardian.output.checks)})")
+        yield Select(strategies, value=guardian.output.strategy.value, allow_blank=False,
+                     id="guardian-output")
+
+    def _guardian_table(self) -> dict[str, Any]:
+        table = GuardianSettings.from_mapping(self.config.guardian).to_mapping()
+        table["enabled"] = self.query_one("#guardian-enabled", Switch).value
+        table["fail_closed"] = self.query_one("#guardian-fail-closed", Switch).value
+        for key in ("strictness", "input", "output"):
+            table[key] = self.query_one(f"#guardian-{key}", Select).value
+        return table
 
     def _specs(self) -> list[ParamSpec]:
         schema = self.registry.get(self.runner).param_schema()
@@ -83,7 +112,7 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
         runner_params = dict(self.config.runner_params)
         runner_params[self.runner] = params
         self.dismiss(AppConfig(self.runner, runner_params, self.config.speak_replies,
-                               self.config.guardian))
+                               self._guardian_table()))
 
     def _validated(self) -> tuple[dict[str, Any], bool]:
         params: dict[str, Any] = {}
