@@ -63,7 +63,9 @@ def read_wav(source: str | Path | bytes, rate: int | None = None) -> Pcm:
     try:
         handle = wave.open(io.BytesIO(source) if isinstance(source, bytes) else str(source))
     except FileNotFoundError:
-        raise BreezeError("E501", f"audio file {source} does not exist") from None
+        raise BreezeError("E501", f"audio file {source!s} does not exist") from None
+    except IsADirectoryError:
+        raise BreezeError("E400", f"{source!s} is a directory, not a WAV file") from None
     except (wave.Error, EOFError) as exc:
         raise BreezeError("E400", f"not a PCM WAV file: {exc}") from None
     with handle:
@@ -71,6 +73,8 @@ def read_wav(source: str | Path | bytes, rate: int | None = None) -> Pcm:
             handle.getsampwidth(), handle.getnchannels(), handle.getframerate()
         )
         raw = handle.readframes(handle.getnframes())
+    if frame_rate <= 0 or channels <= 0:
+        raise BreezeError("E400", f"bad WAV header: {frame_rate} Hz, {channels} channels")
     samples = _decode(raw, width)
     pcm = to_pcm16_mono(samples, channels)
     if rate is not None and rate != frame_rate:

@@ -15,17 +15,18 @@ _INPUT_TYPES: dict[str, tuple[type, ...]] = {
     "audio": (bytes, bytearray, memoryview),
     "image": (bytes, bytearray, str),
     "messages": (list, tuple),
+    "microphone": (str, int),  # a live input device for ASR: name, index or "" (default)
 }
 
 
 def route(request: InferenceRequest) -> Capability:
-    """The request's own capability, else one inferred from its inputs: audio -> ASR,
-    image -> VLM, text or messages -> LLM (speech synthesis must be asked for: TTS)."""
+    """The request's own capability, else one inferred from its inputs: audio or microphone
+    -> ASR, image -> VLM, text or messages -> LLM (speech synthesis must be asked for: TTS)."""
     validate_inputs(request.inputs)
     if request.capability is not None:
         return Capability.parse(request.capability)
     inputs = request.inputs
-    if "audio" in inputs:
+    if "audio" in inputs or "microphone" in inputs:
         return Capability.ASR
     if "image" in inputs:
         return Capability.VLM

@@ -2,7 +2,8 @@
 
 The catalog is a TOML file of `[[model]]` tables (docs/models.md lists the fields). Files that
 ship inside an installed Python package are used in place; downloaded and assembled files live
-in `models_dir()`.
+in `models_dir()`. A model may be a directory (a Kaldi model for vosk): it ships in a package
+or downloads as a `.zip` that is unpacked into a directory of the same name.
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ from ..errors import BreezeError
 from ..types import Capability
 
 __all__ = [
+    "LANGUAGE_CODE",
     "ModelEntry",
     "ModelStatus",
     "catalog_path",
     "default_model",
     "find",
+    "for_language",
     "load_catalog",
     "local_path",
     "model_status",
     "models_dir",
+    "normalize_language",
     "package_path",
     "resolve",
     "statuses",
@@ -40,6 +44,7 @@ SOURCES = ("package", "huggingface", "url")
 ROOT = Path(__file__).resolve().parents[2]
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +68,23 @@ class ModelEntry:
     context_length: int = 0
     default: bool = False
     description: str = ""
+    language: str = ""
+    runner: str = ""
 
     @property
     def filename(self) -> str:
         """The name of the file in `models_dir()` (downloaded or assembled)."""
         return PurePosixPath(self.file).name
+
+    @property
+    def archive(self) -> bool:
+        """A `.zip` download, unpacked into the directory `local_name`."""
+        return not self.in_package and self.filename.endswith(".zip")
+
+    @property
+    def local_name(self) -> str:
+        """What the model is in `models_dir()`: the file, or the unpacked directory."""
+        return self.filename.removesuffix(".zip") if self.archive else self.filename
 
     @property
     def pip_name(self) -> str:
@@ -177,6 +194,9 @@ def _entry(path: Path, index: int, table: Any) -> ModelEntry:
             raise bad("field 'file' is needed when the url does not end in a file name")
     if values.get("size", 0) < 0 or values.get("context_length", 0) < 0:
         raise bad("size and context_length cannot be negative")
+    values["language"] = normalize_language(values.get("language", ""))
+    if values["language"] and not LANGUAGE_CODE.match(values["language"]):
+        raise bad(f"language must be a code such as 'en-us' or 'ko', not {table['language']!r}")
     values["sha256"] = values.get("sha256", "").lower()
     if values["sha256"] and not _SHA256.match(values["sha256"]):
         raise bad("sha256 must be 64 hex digits or empty")
@@ -229,8 +249,34 @@ def local_path(entry: ModelEntry) -> Path | None:
         path = package_path(entry) / entry.file if entry.in_package else None
     except BreezeError:
         return None
-    path = path or models_dir() / entry.filename
+    path = path or models_dir() / entry.local_name
     return path if path.exists() else None
+
+
+def normalize_language(code: str) -> str:
+    """'en_US' and 'EN-us' are 'en-us'."""
+    return code.strip().lower().replace("_", "-")
+
+
+def for_language(
+    language: str, runner: str, capability: str = "ASR", catalog: list[ModelEntry] | None = None
+) -> list[ModelEntry]:
+    """The catalog's models of `runner` for a language code, best first: present before absent,
+    the exact code ('en-us') before the same language ('en-in' for 'en'), then catalog order."""
+    code = normalize_language(language)
+    base = code.split("-")[0]
+    matches = [
+        entry
+        for entry in (load_catalog() if catalog is None else catalog)
+        if entry.capability == capability.upper()
+        and entry.runner in ("", runner)
+        and entry.language.split("-")[0] == base
+    ]
+    ranked = sorted(
+        enumerate(matches),
+        key=lambda pair: (local_path(pair[1]) is None, pair[1].language != code, pair[0]),
+    )
+    return [entry for _, entry in ranked]
 
 
 def resolve(model: str | None, capability: str | None = "LLM") -> Path:
@@ -277,7 +323,7 @@ def _entry_path(entry: ModelEntry) -> Path:
 
 def model_status(entry: ModelEntry) -> ModelStatus:
     path = local_path(entry)
-    size = entry.size or (path.stat().st_size if path is not None and path.is_file() else 0)
+    size = entry.size or (_disk_size(path) if path is not None else 0)
     source = "package (assembled)" if entry.assemble else entry.source
     return ModelStatus(
         id=entry.id,
@@ -290,6 +336,12 @@ def model_status(entry: ModelEntry) -> ModelStatus:
         license=entry.license,
         default=entry.default,
     )
+
+
+def _disk_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(child.stat().st_size for child in path.rglob("*") if child.is_file())
 
 
 def statuses(catalog: list[ModelEntry] | None = None) -> list[ModelStatus]:

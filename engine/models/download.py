@@ -2,7 +2,8 @@
 
 Blocking on purpose: callers run `pull` in a worker thread and cancel it with a CancelToken.
 A download streams into `<file>.part`, resumes it with an HTTP Range request, and becomes
-`<file>` (an atomic rename) only once complete and verified.
+`<file>` (an atomic rename) only once complete and verified. A `.zip` (a vosk model) is then
+unpacked into a directory, also atomically, and deleted.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import shutil
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,6 +25,7 @@ from .catalog import ModelEntry, models_dir, package_path
 
 __all__ = [
     "HF_ENDPOINT",
+    "DownloadHooks",
     "Progress",
     "download_url",
     "hf_endpoint",
@@ -31,6 +36,15 @@ __all__ = [
 
 HF_ENDPOINT = "https://huggingface.co"
 Progress = Callable[[int, int | None], None]
+
+
+@dataclass(slots=True)
+class DownloadHooks:
+    """How the app follows (progress) and stops (token) a download it did not start itself,
+    such as one a runner makes while loading."""
+
+    progress: Progress | None = None
+    token: CancelToken | None = None
 
 
 def hf_endpoint() -> str:
@@ -60,10 +74,10 @@ def pull(
     connect_timeout: float = 10.0,
     read_timeout: float = 30.0,
 ) -> Path:
-    """Make the model's file present and return its path.
+    """Make the model present and return its path (a file, or the directory of an archive).
 
     Package files are used in place; assembled ones are written into `models_dir()`; the others
-    are downloaded there. An existing file is kept unless `force`. Errors are BreezeError E500
+    are downloaded there. An existing model is kept unless `force`. Errors are BreezeError E500
     (E501 when a needed package is missing); cancellation leaves the `.part` for a resume.
     """
     if entry.in_package:
@@ -74,17 +88,33 @@ def pull(
             )
         return path
     dest = models_dir() / entry.filename
-    part, sidecar = _part(dest), _sidecar(dest)
+    target = models_dir() / entry.local_name
     if force:
-        for stale in (dest, part, sidecar):
-            stale.unlink(missing_ok=True)
-    elif dest.exists():
-        return dest
+        _delete(entry)
+    elif target.exists():
+        return target
+    if not dest.exists():  # an archive kept from an unpacking that was cancelled is reused
+        timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        _obtain(entry, dest, progress, token, timeout)
+    if entry.archive:
+        _unpack(dest, target, token)
+        dest.unlink()
+    return target
+
+
+def _obtain(
+    entry: ModelEntry,
+    dest: Path,
+    progress: Progress | None,
+    token: CancelToken | None,
+    timeout: httpx.Timeout,
+) -> None:
+    """Assemble or download the file into `dest`, verified."""
+    part, sidecar = _part(dest), _sidecar(dest)
     _check(token)
     if entry.assemble:
         _assemble(entry, part)
     else:
-        timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         _fetch(download_url(entry), part, entry.size, progress, token, timeout)
     digest = sha256_file(part)
     if entry.sha256 and digest != entry.sha256:
@@ -103,7 +133,31 @@ def pull(
     if progress is not None:
         size = dest.stat().st_size
         progress(size, size)
-    return dest
+
+
+def _unpack(archive: Path, target: Path, token: CancelToken | None) -> None:
+    """Unpack a zip into `target` through a staging directory, so that `target` is never
+    half-written; an archive holding a single folder (as vosk's do) becomes that folder."""
+    staging = target.with_name(target.name + ".unpack")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.infolist():  # extract() drops absolute and '..' parts
+                _check(token)
+                bundle.extract(member, staging)
+        tops = list(staging.iterdir())
+        root = tops[0] if len(tops) == 1 and tops[0].is_dir() else staging
+        os.replace(root, target)
+    except zipfile.BadZipFile as exc:
+        archive.unlink()
+        _sidecar(archive).unlink(missing_ok=True)
+        raise BreezeError(
+            "E500", f"{archive.name} is not a valid zip archive ({exc}); it was deleted", False
+        ) from None
+    except OSError as exc:
+        raise BreezeError("E500", f"cannot unpack {archive.name}: {exc}", False) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def remove(entry: ModelEntry) -> bool:
@@ -114,8 +168,16 @@ def remove(entry: ModelEntry) -> bool:
             f"model {entry.id} ships with the package {entry.package} and cannot be removed "
             f"here; `pip uninstall {entry.pip_name}` removes it",
         )
+    return _delete(entry)
+
+
+def _delete(entry: ModelEntry) -> bool:
     dest = models_dir() / entry.filename
+    target = models_dir() / entry.local_name
     removed = False
+    if target.is_dir():
+        shutil.rmtree(target)
+        removed = True
     for path in (dest, _part(dest)):
         if path.exists():
             path.unlink()
