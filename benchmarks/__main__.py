@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from . import engine_overhead, guardian, llm_throughput, tui_render
+from . import asr, engine_overhead, guardian, llm_throughput, tui_render
 
 BENCHMARKS = {
     "engine_overhead": engine_overhead.main,
     "llm_throughput": llm_throughput.main,
     "tui_render": tui_render.main,
     "guardian": guardian.main,
+    "asr": asr.main,
 }
 
 
