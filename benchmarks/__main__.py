@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from . import asr, engine_overhead, guardian, llm_throughput, tui_render
+from . import asr, engine_overhead, guardian, llm_throughput, remote_throughput, tui_render
 
 BENCHMARKS = {
     "engine_overhead": engine_overhead.main,
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "tui_render": tui_render.main,
     "guardian": guardian.main,
     "asr": asr.main,
+    "remote_throughput": remote_throughput.main,
 }
 
 

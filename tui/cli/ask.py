@@ -8,8 +8,10 @@ import sys
 import typer
 from rich.console import Console
 
-from engine import InferenceRequest, InferenceResult
+from engine import Engine, InferenceRequest, InferenceResult
+from runners._remote_config import remote_params, retry_policy
 
+from ..config import engine_settings, load_app_config
 from ._engine import cancel_on_sigint, make_engine, parse_params
 from ._output import exit_for, fail, print_json
 
@@ -22,6 +24,11 @@ def ask(
     param: list[str] = typer.Option([], "-p", "--param", help="Parameter key=value (repeat)."),  # noqa: B008
     json_: bool = typer.Option(False, "--json", help="One JSON result a line."),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print only the whole reply."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server."),
+    profile: str | None = typer.Option(None, "--profile", help="Remote profile (breeze remote)."),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", help="Environment variable holding the remote API key."
+    ),
 ) -> None:
     """Ask the LLM and stream its reply."""
     if prompt == "-":
@@ -34,8 +41,14 @@ def ask(
         params["system_prompt"] = system
     if model is not None:
         params["model"] = model
+    remote = remote_params(base_url, profile, api_key_env)
+    if remote:  # a remote server named on the command line: the openai runner serves
+        runner = runner or "openai"
+        params.update(remote)
     request = InferenceRequest({"text": prompt}, params)
-    terminal = asyncio.run(_stream(request, runner, json_, no_stream))
+    overrides = {"retry": retry_policy(profile)} if runner == "openai" else {}
+    settings = engine_settings(load_app_config(), **overrides)
+    terminal = asyncio.run(_stream(make_engine(settings), request, runner, json_, no_stream))
     cancelled = terminal.metadata.get("finish_reason") == "cancelled"
     exit_for(terminal)
     if cancelled:
@@ -43,9 +56,8 @@ def ask(
 
 
 async def _stream(
-    request: InferenceRequest, runner: str | None, json_: bool, no_stream: bool
+    engine: Engine, request: InferenceRequest, runner: str | None, json_: bool, no_stream: bool
 ) -> InferenceResult:
-    engine = make_engine()
     handle = engine.submit(request, runner=runner)
     undo = cancel_on_sigint(handle)
     shown = 0
