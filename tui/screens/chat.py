@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,11 +13,25 @@ from textual.screen import Screen
 from textual.widgets import Button, Static
 
 from engine import BreezeError
+from engine.guardian import describe
 
 from ..conversation import Conversation, Reply
 from ..widgets.message import MessageView
 from ..widgets.prompt import PromptInput
 from ..widgets.status import StatusBar
+
+
+def guardian_notes(metadata: Mapping[str, Any]) -> list[str]:
+    """What the guardian did to a turn, in words, when it did anything but pass it."""
+    notes = []
+    for key, what in (("guardian_input", "your message"), ("guardian_output", "this reply")):
+        info = metadata.get(key)
+        if isinstance(info, Mapping) and info.get("action") in ("warned", "filtered", "unchecked"):
+            found = describe(info.get("issues") or []) or "nothing"
+            notes.append(f"guardian {info['action']} {what}: {found}"
+                         if info["action"] != "unchecked" else
+                         f"guardian could not check {what}: {info.get('error')}")
+    return notes
 
 
 class ChatScreen(Screen[None]):
@@ -130,6 +147,8 @@ class ChatScreen(Screen[None]):
         else:
             await view.finish(reply.full_text, "complete")
             self.status.state = "ready"
+        for note in guardian_notes(result.metadata):
+            view.add_note(note)
 
     # -- actions ---------------------------------------------------------------------------
 

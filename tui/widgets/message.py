@@ -58,6 +58,13 @@ class MessageView(Vertical):
             await self.body.update(text)
         self.set_state(state, error)
 
+    def add_note(self, text: str) -> None:
+        """A remark under the message (the guardian's warnings, say)."""
+        widget = self.query_one(".note", Static)
+        current = str(widget.render()) if widget.display else ""
+        widget.update(f"{current}\n{text}" if current else text)
+        widget.display = True
+
     def set_state(self, state: str, error: str | None = None) -> None:
         self.state = state
         for name in ("streaming", "stopped", "interrupted", "error"):
