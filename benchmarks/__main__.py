@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from . import asr, engine_overhead, guardian, llm_throughput, remote_throughput, tui_render
+from . import (
+    asr,
+    engine_overhead,
+    guardian,
+    llm_throughput,
+    remote_throughput,
+    tts_latency,
+    tui_render,
+)
 
 BENCHMARKS = {
     "engine_overhead": engine_overhead.main,
@@ -13,6 +21,7 @@ BENCHMARKS = {
     "guardian": guardian.main,
     "asr": asr.main,
     "remote_throughput": remote_throughput.main,
+    "tts_latency": tts_latency.main,
 }
 
 

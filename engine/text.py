@@ -1,46 +1,216 @@
-"""Text helpers shared by runners: sentence boundaries and incremental UTF-8 decoding."""
+"""Text helpers shared by runners: sentence boundaries and incremental UTF-8 decoding.
+
+Sentences are found in one left-to-right pass. A candidate end is a run of terminators
+(. ! ? … and CJK 。！？) with its closing quotes or brackets, or a line break. Whether a
+candidate really ends a sentence depends on what surrounds it: the word before (an
+abbreviation, an initial, a list number) and the first character after (a lowercase word
+continues the sentence). A streamed text may not show that character yet; such a candidate
+stays undecided until more text arrives, so a streamed split equals the split of the whole.
+"""
 
 from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
+from dataclasses import dataclass
 
-__all__ = ["Utf8Stream", "split_complete_sentences", "stop_hold_back"]
+__all__ = [
+    "Sentence",
+    "has_speech",
+    "Utf8Stream",
+    "split_complete_sentences",
+    "split_sentences",
+    "stop_hold_back",
+]
 
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e a.m p.m u.s u.k no fig approx dept inc ltd co"
-    .split()
+# Never end a sentence: they precede a name, a number or an example.
+_TITLES = frozenset(
+    "mr mrs ms dr prof sr jr st mt vs cf e.g i.e eg ie fig figs approx ca vol lt sgt capt rev"
+    " hon".split()
 )
-# A sentence ends at . ! ? … (or CJK 。！？) plus closing quotes/brackets, then space or newline.
-_END = re.compile(r"([.!?…]+[\"'”’)\]]*\s+|[。！？]+[\"'”’」』)\]]*\s*|\n\s*\n)")
+# End a sentence only when a capitalised word follows ("... and so on, etc. Then ...").
+_ABBREVIATIONS = frozenset(
+    "etc inc ltd co corp dept no nos jan feb mar apr jun jul aug sep sept oct nov dec a.m p.m"
+    " u.s u.k u.n e.u ph.d".split()
+)
+_CJK_END = "。！？｡"
+_CLOSERS = "\"'”’»」』）)]}*_"
+_CANDIDATE = re.compile(
+    rf"(?P<term>[.!?…‼⁇⁈⁉]+|[{_CJK_END}]+)(?P<close>[{re.escape(_CLOSERS)}]*)|(?P<nl>\n)"
+)
+_LIST_MARKER = re.compile(r"\s*(?:[-*•#>]|\d{1,3}[.)])\s")
+_CLAUSE_END = re.compile(r"[,;:—–]\s+|[，、；：]")
+_WORD = re.compile(r"[\w.'’-]+$")
+_OPENERS_AND_SPACE = re.compile(r"[\s\"'“‘«「『(（\[]*")
+_LINE_SPACE = re.compile(r"[ \t]*")
 
 
-def split_complete_sentences(text: str) -> tuple[list[str], str]:
-    """Split off the complete sentences at the start of `text`; return them and the rest.
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """`text` is `source[start:end]` without its surrounding whitespace."""
 
-    A period after a known abbreviation, a single capital initial, or between digits
-    (3.14) does not end a sentence.
+    text: str
+    start: int
+    end: int
+
+
+def has_speech(text: str) -> bool:
+    """Whether a speech synthesizer has anything to say: a letter, digit or symbol (emoji
+    included), not only punctuation and space."""
+    return any(unicodedata.category(c)[0] in "LNS" for c in text)
+
+
+def split_sentences(text: str, max_chars: int | None = None) -> list[Sentence]:
+    """Every sentence of a complete text, in order; the end of the text ends the last one.
+
+    With `max_chars`, a longer sentence is cut into pieces (see `_cut_long`).
     """
-    sentences: list[str] = []
-    start = 0
-    for match in _END.finditer(text):
-        end = match.end()
-        candidate = text[start:match.start() + len(match.group(1).rstrip())]
-        if match.group(1).startswith(".") and _is_abbreviation(candidate):
-            continue
-        sentence = text[start:end].strip()
-        if sentence:
-            sentences.append(sentence)
+    ends, _ = _boundaries(text, final=True)
+    return _spans(text, ends, max_chars)
+
+
+def split_complete_sentences(
+    text: str, max_chars: int | None = None
+) -> tuple[list[str], str]:
+    """Split off the sentences at the start of a streamed `text` that more text cannot change;
+    return them and the rest. With `max_chars`, long sentences are cut as `split_sentences`
+    cuts them, and a rest longer than that gives up its leading pieces too (so a very long
+    sentence can be spoken before it ends)."""
+    ends, last = _boundaries(text, final=False)
+    sentences = _spans(text, ends, max_chars)
+    if max_chars is not None and len(text) - last > max_chars:
+        pieces = _cut_long(text, last, len(text), max_chars)
+        sentences += _spans(text, [end for _, end in pieces[:-1]], None, last)
+        last = pieces[-1][0]  # the last piece may still grow
+    return [s.text for s in sentences], text[last:]
+
+
+def _spans(
+    text: str, ends: list[int], max_chars: int | None, start: int = 0
+) -> list[Sentence]:
+    spans: list[Sentence] = []
+    for end in ends:
+        pieces = [(start, end)]
+        if max_chars is not None and end - start > max_chars:
+            pieces = _cut_long(text, start, end, max_chars)
+        for a, b in pieces:
+            sentence = _strip(text, a, b)
+            if sentence is not None:
+                spans.append(sentence)
         start = end
-    return sentences, text[start:]
+    return spans
 
 
-def _is_abbreviation(candidate: str) -> bool:
-    words = candidate.rstrip(".").split()
-    if not words:
+def _strip(text: str, start: int, end: int) -> Sentence | None:
+    piece = text[start:end]
+    stripped = piece.strip()
+    if not stripped:
+        return None
+    offset = start + len(piece) - len(piece.lstrip())
+    return Sentence(stripped, offset, offset + len(stripped))
+
+
+def _boundaries(text: str, final: bool) -> tuple[list[int], int]:
+    """Sentence end offsets, and where the undecided rest begins."""
+    ends: list[int] = []
+    start = 0
+    for match in _CANDIDATE.finditer(text):
+        verdict = _ends_sentence(text, start, match, final)
+        if verdict is None:  # needs text that has not arrived yet
+            return ends, start
+        if verdict:
+            if text[start:match.end()].strip():
+                ends.append(match.end())
+            start = match.end()  # whitespace only: nothing to say, move on
+    if final and text[start:].strip():
+        ends.append(len(text))
+        start = len(text)
+    return ends, start
+
+
+def _ends_sentence(text: str, start: int, match: re.Match[str], final: bool) -> bool | None:
+    after = match.end()
+    if match.group("nl") is not None:
+        return _line_break_ends(text, start, match.start(), final)
+    term = match.group("term")
+    if term[0] in _CJK_END:
+        return True if after < len(text) or final else None
+    if after == len(text):
+        return True if final else None
+    if not text[after].isspace():  # 3.14, e.g.x, example.com, "Hi!" said
         return False
-    last = words[-1].lower().strip("(\"'")
-    return last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())
+    following = _next_visible(text, after)
+    if following is None:
+        return True if final else None
+    if following.islower():  # "Wait... what", "approx. five", "Stop!" he said
+        return False
+    if term == ".":
+        return not _period_is_not_an_end(text, start, match.start(), following)
+    return True
+
+
+def _period_is_not_an_end(text: str, start: int, dot: int, following: str) -> bool:
+    found = _WORD.search(text, max(start, dot - 24), dot)
+    raw = found.group(0).strip(".'’-") if found else ""
+    word = raw.lower()
+    if word in _TITLES:
+        return True
+    if len(raw) == 1 and raw.isupper():  # an initial: J. R. R. Tolkien
+        return True
+    if word in _ABBREVIATIONS:
+        return not following.isupper()
+    if not word.isdigit():
+        return False
+    line_start = text.rfind("\n", start, dot) + 1  # "1. Buy milk": a list number
+    return not text[max(start, line_start):dot - len(raw)].strip()
+
+
+def _line_break_ends(text: str, start: int, newline: int, final: bool) -> bool | None:
+    """A blank line always ends a sentence; a single line break only around a list item,
+    a heading or after a colon (a hard-wrapped sentence goes on)."""
+    line = text[max(start, text.rfind("\n", 0, newline) + 1):newline]
+    if _LIST_MARKER.match(line + " ") or line.rstrip().endswith(":"):
+        return True
+    after = _skip(_LINE_SPACE, text, newline + 1)
+    head = text[after:after + 8]
+    if head.startswith("\n"):
+        return True
+    if len(head) < 4 and not final:  # the next line's start decides
+        return None
+    return bool(_LIST_MARKER.match(head)) or not head
+
+
+def _next_visible(text: str, index: int) -> str | None:
+    """The first character from `index` on that is not space or an opening quote/bracket."""
+    visible = _skip(_OPENERS_AND_SPACE, text, index)
+    return text[visible] if visible < len(text) else None
+
+
+def _skip(pattern: re.Pattern[str], text: str, index: int) -> int:
+    found = pattern.match(text, index)
+    return found.end() if found else index
+
+
+def _cut_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """Cut text[start:end] into pieces of at most `max_chars`: after the last clause end in
+    reach, else before the last word, else (no space at all) right at the limit."""
+    pieces: list[tuple[int, int]] = []
+    while end - start > max_chars:
+        cut = _cut_point(text, start, start + max_chars)
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, end))
+    return pieces
+
+
+def _cut_point(text: str, start: int, limit: int) -> int:
+    floor = start + (limit - start) // 3  # never leave a tiny first piece
+    clause = [m.end() for m in _CLAUSE_END.finditer(text, floor, limit)]
+    if clause:
+        return clause[-1]
+    space = text.rfind(" ", floor, limit)
+    return space + 1 if space > floor else limit
 
 
 def stop_hold_back(text: str, stops: list[str]) -> int:

@@ -56,7 +56,8 @@ def test_ask_streams_an_answer_with_no_network(env):
 
 
 def test_ask_json_lines(env):
-    out = breeze("ask", "Say hello.", "--json", "-p", "max_tokens=12", env=env)
+    out = breeze("ask", "Count from one to twenty.", "--json", "-p", "max_tokens=60",
+                 "-p", "temperature=0", env=env)
     assert out.returncode == 0, out.stderr
     rows = json_lines(out.stdout)
     assert len(rows) > 1
