@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from engine import Engine, InferenceRequest, InferenceResult
+from engine import BreezeError, Engine, InferenceRequest, InferenceResult
 from runners._remote_config import remote_params, retry_policy
 
 from ..config import engine_settings, load_app_config
 from ._engine import cancel_on_sigint, make_engine, parse_params
 from ._output import exit_for, fail, print_json
+
+if TYPE_CHECKING:
+    from engine.speech import SpeechDone
 
 
 def ask(
@@ -29,6 +34,9 @@ def ask(
     api_key_env: str | None = typer.Option(
         None, "--api-key-env", help="Environment variable holding the remote API key."
     ),
+    speak: bool = typer.Option(False, "--speak", help="Speak the reply as it is written."),
+    voice: str | None = typer.Option(None, "--voice", help="Voice for --speak (breeze say)."),
+    device: str | None = typer.Option(None, "--device", help="Speaker for --speak."),
 ) -> None:
     """Ask the LLM and stream its reply."""
     if prompt == "-":
@@ -48,6 +56,9 @@ def ask(
     request = InferenceRequest({"text": prompt}, params)
     overrides = {"retry": retry_policy(profile)} if runner == "openai" else {}
     settings = engine_settings(load_app_config(), **overrides)
+    if speak:
+        _speak(make_engine(settings), request, runner, json_, voice, device)
+        return
     terminal = asyncio.run(_stream(make_engine(settings), request, runner, json_, no_stream))
     cancelled = terminal.metadata.get("finish_reason") == "cancelled"
     exit_for(terminal)
@@ -94,3 +105,53 @@ def _status(result: InferenceResult) -> None:
         parts.append(f"{m['tokens_per_second']:.1f} tok/s")
     parts.append(str(m.get("finish_reason", "")))
     Console(stderr=True).print(" · ".join(p for p in parts if p), style="dim")
+
+
+def _speak(
+    engine: Engine,
+    request: InferenceRequest,
+    runner: str | None,
+    json_: bool,
+    voice: str | None,
+    device: str | None,
+) -> None:
+    """Stream the reply and speak it sentence by sentence as it is written."""
+    from engine.speech import ReplyText, SpeechSettings, speak_reply
+    from runners.audio_out import Player
+
+    try:
+        player = Player(int(device) if device and device.isdigit() else device).open()
+    except BreezeError as exc:
+        raise fail(exc.error.code, exc.error.message) from None
+    settings = SpeechSettings(tts_params={"voice": voice} if voice else {}, llm_runner=runner)
+
+    async def run() -> SpeechDone:
+        speech = speak_reply(engine, request, player, settings)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, speech.cancel, "interrupted (Ctrl+C)")
+        try:
+            async for event in speech:
+                if isinstance(event, ReplyText):
+                    if json_:
+                        print_json(event.result)
+                    else:
+                        sys.stdout.write(event.delta)
+                        sys.stdout.flush()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            await engine.aclose()
+        assert speech.done is not None  # the loop ends with SpeechDone
+        return speech.done
+
+    try:
+        done = asyncio.run(run())
+    finally:
+        player.close()
+    if not json_:
+        sys.stdout.write("\n")
+    if json_ and done.reply is not None:
+        print_json(done.reply)
+    if done.error is not None:
+        raise fail(done.error.code, done.error.message)
+    if done.finish_reason == "cancelled":
+        raise typer.Exit(130)
