@@ -301,14 +301,19 @@ def resolve(model: str | None, capability: str | None = "LLM") -> Path:
     return _entry_path(entry)
 
 
+def packaged_file(entry: ModelEntry) -> Path:
+    """The model file inside its installed package (E501 when the package lacks it)."""
+    path = package_path(entry) / entry.file
+    if not path.exists():
+        raise BreezeError(
+            "E501", f"package {entry.package} is installed but has no file {entry.file}"
+        )
+    return path
+
+
 def _entry_path(entry: ModelEntry) -> Path:
     if entry.in_package:
-        path = package_path(entry) / entry.file
-        if not path.exists():
-            raise BreezeError(
-                "E501", f"package {entry.package} is installed but has no file {entry.file}"
-            )
-        return path
+        return packaged_file(entry)
     present = local_path(entry)
     if present is not None:
         return present

@@ -21,7 +21,7 @@ import httpx
 
 from ..cancel import CancelToken
 from ..errors import BreezeError
-from .catalog import ModelEntry, models_dir, package_path
+from .catalog import ModelEntry, models_dir, package_path, packaged_file
 
 __all__ = [
     "HF_ENDPOINT",
@@ -81,12 +81,7 @@ def pull(
     (E501 when a needed package is missing); cancellation leaves the `.part` for a resume.
     """
     if entry.in_package:
-        path = package_path(entry) / entry.file
-        if not path.exists():
-            raise BreezeError(
-                "E501", f"package {entry.package} is installed but has no file {entry.file}"
-            )
-        return path
+        return packaged_file(entry)
     dest = models_dir() / entry.filename
     target = models_dir() / entry.local_name
     if force:

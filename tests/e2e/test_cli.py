@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,13 +12,6 @@ import pytest
 
 BREEZE = str(Path(sys.executable).with_name("breeze"))
 
-
-@pytest.fixture
-def env(tmp_path):
-    env = dict(os.environ)
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
-        env[var] = str(tmp_path / var.lower())
-    return env
 
 
 def breeze(*args: str, env, input: str | None = None, timeout: float = 120):

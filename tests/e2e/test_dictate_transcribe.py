@@ -11,15 +11,13 @@ import wave
 import pytest
 
 from engine.audio import Pcm, write_wav
-from tests.e2e import test_cli
 from tests.e2e.test_cli import breeze, json_lines
 from tests.runners import test_vosk_download as download
 from tests.runners.test_pocketsphinx import english
 from tests.runners.test_vosk import counting, write_variant
 from tests.runners.test_vosk_download import NAME, POCKETSPHINX, entry
 
-env = test_cli.env  # fixtures: a fresh XDG home; the local model server
-files, server = download.files, download.server
+files, server = download.files, download.server  # fixtures: the local model server
 
 
 def wav(path, pcm: Pcm):

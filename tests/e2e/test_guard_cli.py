@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
 from .test_cli import breeze, json_lines
-
-
-@pytest.fixture
-def env(tmp_path):
-    env = dict(os.environ)
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
-        env[var] = str(tmp_path / var.lower())
-    return env
 
 
 def test_guard_json_reports_the_card_number(env):

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,8 @@ import pytest
 
 from tests.runners.conftest import API_KEY, MODEL, LlamaServer, free_port, shared_server
 
-BREEZE = str(Path(sys.executable).with_name("breeze"))
+from .test_cli import BREEZE, breeze, json_lines
+
 SAY_HI = ["-p", "max_tokens=12", "-p", "temperature=0"]
 
 
@@ -25,24 +24,14 @@ def server() -> LlamaServer:
 
 
 @pytest.fixture
-def env(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "BREEZE_"))}
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
-        env[var] = str(tmp_path / var.lower())
+def env(env, tmp_path):
+    env = {k: v for k, v in env.items() if not k.startswith(("OPENAI_", "BREEZE_"))}
     env["BREEZE_CONFIG_DIR"] = str(tmp_path / "config")
     env["BREEZE_LOG_DIR"] = str(tmp_path / "logs")
     env["BREEZE_TEST_KEY"] = API_KEY
     return env
 
 
-def breeze(*args: str, env, input: str | None = None, timeout: float = 120):
-    return subprocess.run(
-        [BREEZE, *args], capture_output=True, text=True, env=env, input=input, timeout=timeout
-    )
-
-
-def json_lines(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
 def assert_key_hidden(out: subprocess.CompletedProcess, env: dict) -> None:

@@ -25,15 +25,8 @@ LONG = " ".join(f"This is sentence number {n}, and it is here to take some time.
                 range(1, 30))
 
 
-pytestmark = pytest.mark.usefixtures("tts_sink")  # first: the fixtures below see its variables
-
-
-@pytest.fixture
-def env(tmp_path):
-    env = dict(os.environ)  # with the test sink as the default speaker
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
-        env[var] = str(tmp_path / var.lower())
-    return env
+# first: `env` (tests/e2e/conftest.py) copies the environment with the test sink as speaker
+pytestmark = pytest.mark.usefixtures("tts_sink")
 
 
 @pytest.fixture
