@@ -25,9 +25,9 @@ from typing import Any
 from engine import BreezeError, CancelToken, ParamSchema, Support
 from engine.models import locate
 
+from ._asr import AsrRunner, Hypothesis, Recognizer, Word, asr_params
 from ._native_log import stderr_to_log
 from .audio_in import AudioSource
-from .vosk_asr import AsrRunner, Hypothesis, Recognizer, Word, asr_params
 
 __all__ = ["PocketsphinxRunner"]
 
