@@ -98,8 +98,12 @@ class AsrRunner(BlockingRunner):
     def open_recognizer(self, token: CancelToken, source: AudioSource) -> Recognizer:
         raise NotImplementedError
 
+    def audio_source(self, request: InferenceRequest) -> AudioSource:
+        """The request's audio as frames at the model's rate (E400 for bad input)."""
+        return open_source(request.inputs, request.params, self.sample_rate)
+
     def generate(self, request: InferenceRequest, token: CancelToken, emit: Emit) -> None:
-        source = open_source(request.inputs, request.params, self.sample_rate)
+        source = self.audio_source(request)
         try:
             recognizer = self.open_recognizer(token, source)
             try:
@@ -112,7 +116,11 @@ class AsrRunner(BlockingRunner):
 
 
 class _Transcription:
-    """One request: the transcript so far and the results that show it."""
+    """One request: the transcript so far and the results that show it.
+
+    The committed transcript (its text, its words and the running sums of their confidences)
+    grows in place, so a result costs the same at the end of an hour of dictation as at the
+    start, apart from copying the text it carries."""
 
     def __init__(
         self, runner: AsrRunner, params: Mapping[str, Any], source: AudioSource, emit: Emit
@@ -120,8 +128,13 @@ class _Transcription:
         self.runner, self.source, self.emit = runner, source, emit
         self.mode = params.get("stream_mode", "chunk")
         self.meta = {**runner.model_metadata(), **source.info()}
+        self.total_chunks = source.total_chunks
         self.segments: list[Hypothesis] = []
         self.partial = Hypothesis("")
+        self.committed_text = ""
+        self.committed_words: list[Word] = []
+        self._conf_sums = [0.0]  # [i]: sum of the known confidences of the first i words
+        self._conf_known = [0]  # [i]: how many of the first i words have one
         self.words_sent = 0
         self.chunks = 0
         self.audio_ms = 0.0
@@ -129,11 +142,47 @@ class _Transcription:
 
     @property
     def text(self) -> str:
-        return " ".join(h.text for h in [*self.segments, self.partial] if h.text)
+        committed, partial = self.committed_text, self.partial.text
+        if committed and partial:
+            return f"{committed} {partial}"
+        return committed or partial
 
     @property
-    def committed_words(self) -> list[Word]:
-        return [w for h in self.segments for w in h.words]
+    def words_recognized(self) -> int:
+        return len(self.committed_words) + len(self.partial.words)
+
+    def _commit(self, hypothesis: Hypothesis) -> None:
+        self.segments.append(hypothesis)
+        text = self.committed_text
+        self.committed_text = f"{text} {hypothesis.text}" if text else hypothesis.text
+        sums, known = self._conf_sums, self._conf_known
+        for word in hypothesis.words:
+            self.committed_words.append(word)
+            if word.conf is None:
+                sums.append(sums[-1])
+                known.append(known[-1])
+            else:
+                sums.append(sums[-1] + word.conf)
+                known.append(known[-1] + 1)
+
+    def _word(self, index: int) -> Word:
+        """The index-th word of the transcript, committed or in progress."""
+        committed = len(self.committed_words)
+        if index < committed:
+            return self.committed_words[index]
+        return self.partial.words[index - committed]
+
+    def _confidence_sums(self, count: int) -> tuple[float, int]:
+        """The sum and number of the known confidences of the transcript's first words."""
+        committed = len(self.committed_words)
+        if count <= committed:
+            return self._conf_sums[count], self._conf_known[count]
+        total, known = self._conf_sums[committed], self._conf_known[committed]
+        for word in self.partial.words[: count - committed]:
+            if word.conf is not None:
+                total += word.conf
+                known += 1
+        return total, known
 
     def run(self, recognizer: Recognizer, token: CancelToken) -> InferenceResult:
         """Feed every frame; the terminal result."""
@@ -147,14 +196,14 @@ class _Transcription:
             self.busy_s += spent
             self._publish(hypotheses, self._chunk_meta(frame, spent))
         last = recognizer.finish()
-        if last.text:
-            self.segments.append(last)
         self.partial = Hypothesis("")
+        if last.text:
+            self._commit(last)
         reason = "cancelled" if token.cancelled else self.source.finish_reason
         return self._terminal(reason)
 
     def _chunk_meta(self, frame: Frame, spent: float) -> dict[str, Any]:
-        total = self.source.total_chunks
+        total = self.total_chunks
         meta = {
             "chunk_index": self.chunks - 1,
             "chunks_processed": self.chunks,
@@ -168,16 +217,17 @@ class _Transcription:
         return meta
 
     def _publish(self, hypotheses: list[Hypothesis], chunk: dict[str, Any]) -> None:
-        finals = [h for h in hypotheses if h.final]
-        for hypothesis in finals:
-            self.partial = Hypothesis("")
-            self.words_sent = min(self.words_sent, len(self.committed_words))
-            if hypothesis.text:
-                self.segments.append(hypothesis)
-                self._send(hypothesis, chunk, is_final=True)
-        in_progress = [h for h in hypotheses if not h.final]
-        if in_progress:
-            self.partial = in_progress[-1]
+        finals = False
+        for hypothesis in hypotheses:
+            if hypothesis.final:
+                finals = True
+                self.partial = Hypothesis("")
+                self.words_sent = min(self.words_sent, len(self.committed_words))
+                if hypothesis.text:
+                    self._commit(hypothesis)
+                    self._send(hypothesis, chunk, is_final=True)
+            else:
+                self.partial = hypothesis  # the last one in progress wins
         if self.mode == "word":
             self._send_words(chunk)
         elif self.mode != "sentence" and (self.partial.text or not finals):
@@ -185,7 +235,7 @@ class _Transcription:
 
     def _send(self, hypothesis: Hypothesis, chunk: dict[str, Any], *, is_final: bool) -> None:
         outputs: dict[str, Any] = {"text": self.text, "segment": hypothesis.text}
-        words = self.committed_words + list(self.partial.words)
+        count = self.words_recognized
         meta = {
             **self.meta,
             **chunk,
@@ -193,30 +243,38 @@ class _Transcription:
             "confidence": hypothesis.confidence,
             "words": [w.to_dict() for w in hypothesis.words],
             "segment_index": len(self.segments) - 1 if is_final else len(self.segments),
-            "words_recognized": len(words),
+            "words_recognized": count,
         }
         if self.mode == "word" and hypothesis.words:
             outputs.update(_word_outputs(hypothesis.words[-1]))
-            meta["overall_confidence"] = _mean(w.conf for w in words)
-            self.words_sent = len(words)
+            meta["overall_confidence"] = _ratio(*self._confidence_sums(count))
+            self.words_sent = count
         self.emit(InferenceResult.success(outputs, meta, partial=True))
 
     def _send_words(self, chunk: dict[str, Any]) -> None:
         """Pattern 3: one result per word of the utterance in progress not yet announced."""
-        words = self.committed_words + list(self.partial.words)
-        for index in range(self.words_sent, len(words)):
-            outputs = {"text": self.text, "segment": self.partial.text,
-                       **_word_outputs(words[index])}
+        count = self.words_recognized
+        if self.words_sent >= count:
+            self.words_sent = count  # a revision that dropped words announces them again
+            return
+        text, segment = self.text, self.partial.text
+        total, known = self._confidence_sums(self.words_sent)
+        for index in range(self.words_sent, count):
+            word = self._word(index)
+            if word.conf is not None:
+                total += word.conf
+                known += 1
+            outputs = {"text": text, "segment": segment, **_word_outputs(word)}
             meta = {
                 **self.meta,
                 **chunk,
                 "is_final": False,
                 "words_recognized": index + 1,
-                "overall_confidence": _mean(w.conf for w in words[: index + 1]),
+                "overall_confidence": _ratio(total, known),
                 "no_coalesce": True,  # each word is an event of its own, not a newer state
             }
             self.emit(InferenceResult.success(outputs, meta, partial=True))
-        self.words_sent = len(words)  # a revision that dropped words announces them again
+        self.words_sent = count
 
     def _terminal(self, reason: str) -> InferenceResult:
         words = self.committed_words
@@ -225,13 +283,13 @@ class _Transcription:
             **self.meta,
             "finish_reason": reason,
             "is_final": True,
-            "confidence": _mean(w.conf for w in words),
+            "confidence": _ratio(self._conf_sums[-1], self._conf_known[-1]),
             "words": [w.to_dict() for w in words],
             "segments": [_segment(h) for h in self.segments],
             "words_recognized": len(words),
             "audio_duration_processed_ms": round(audio_ms, 1),
             "chunks_processed": self.chunks,
-            "total_chunks": self.source.total_chunks,
+            "total_chunks": self.total_chunks,
             "processing_time_ms": round(self.busy_s * 1000, 1),
             "real_time_factor": round(self.busy_s * 1000 / audio_ms, 3) if audio_ms else None,
         }
@@ -252,4 +310,8 @@ def _segment(hypothesis: Hypothesis) -> dict[str, Any]:
 
 def _mean(values: Iterable[float | None]) -> float | None:
     known = [v for v in values if v is not None]
-    return round(sum(known) / len(known), 3) if known else None
+    return _ratio(sum(known), len(known))
+
+
+def _ratio(total: float, known: int) -> float | None:
+    return round(total / known, 3) if known else None
