@@ -5,11 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from engine.cancel import CancelToken
 from engine.errors import BreezeError
 from engine.models import ModelEntry, find, local_path, pull, remove, resolve
 from tests.engine.test_models import load_cli
+from tests.http_server import LocalHTTPServer
 
 PAYLOAD = b"GGUF" + os.urandom(300 * 1024 - 4)
 SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
@@ -36,7 +35,7 @@ class Behaviour:
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: Server
+    server: LocalHTTPServer  # with a `behaviour`
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
         pass
@@ -73,26 +72,9 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    behaviour: Behaviour
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass
-
-
 @pytest.fixture
-def server() -> Iterator[Server]:
-    httpd = Server(("127.0.0.1", 0), Handler)
-    httpd.behaviour = Behaviour()
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+def server(http_server) -> LocalHTTPServer:
+    return http_server(Handler, behaviour=Behaviour())
 
 
 def write_catalog(path: Path, port: int, **fields: object) -> None:

@@ -7,10 +7,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import threading
 import zipfile
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from engine.models import DownloadHooks, find, local_path
 from runners.pocketsphinx_asr import PocketsphinxRunner
 from runners.vosk_asr import VoskRunner
 from tests.engine.test_models import load_cli
+from tests.http_server import LocalHTTPServer
 from tests.runners.test_pocketsphinx import english
 from tests.runners.test_vosk import KO_MODEL, counting
 
@@ -48,18 +47,8 @@ class Handler(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def server(files) -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=files))
-    httpd.daemon_threads = True
-    httpd.paths = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+def server(files, http_server) -> LocalHTTPServer:
+    return http_server(functools.partial(Handler, directory=files), paths=[])
 
 
 def entry(model_id: str, language: str, url: str, **extra: object) -> str:

@@ -11,8 +11,17 @@ from engine import InferenceRequest
 from engine.errors import BreezeError
 from runners.audio_in import input_devices
 
+from ._asr_options import (
+    JsonOption,
+    LanguageOption,
+    ModelOption,
+    ParamOption,
+    RunnerOption,
+    WordsOption,
+    asr_params,
+)
 from ._output import exit_for, fail
-from .cmd_transcribe import asr_params, run_asr
+from .cmd_transcribe import run_asr
 
 
 def dictate(
@@ -20,12 +29,12 @@ def dictate(
                                                     "--list-devices); default: the system's."),
     seconds: float | None = typer.Option(None, "--seconds", min=0.1,
                                          help="Stop after this many seconds."),
-    json_: bool = typer.Option(False, "--json", help="One JSON result a line."),
-    words: bool = typer.Option(False, "--words", help="Word timings and confidences."),
-    runner: str | None = typer.Option(None, "--runner", help="vosk or pocketsphinx."),
-    model: str | None = typer.Option(None, "--model", help="Catalog id or model directory."),
-    language: str | None = typer.Option(None, "--language", help="Language code, e.g. en, ko."),
-    param: list[str] = typer.Option([], "-p", "--param", help="Parameter key=value (repeat)."),  # noqa: B008
+    json_: JsonOption = False,
+    words: WordsOption = False,
+    runner: RunnerOption = None,
+    model: ModelOption = None,
+    language: LanguageOption = None,
+    param: ParamOption = [],  # noqa: B006 (only read)
     list_devices: bool = typer.Option(False, "--list-devices", help="List input devices."),
 ) -> None:
     """Transcribe the microphone live; Ctrl+C stops and prints the rest of the transcript."""

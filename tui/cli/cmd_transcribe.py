@@ -17,7 +17,16 @@ from engine.audio import read_wav
 from engine.errors import BreezeError
 from engine.models import DownloadHooks
 
-from ._engine import cancel_on_sigint, make_engine, parse_params
+from ._asr_options import (
+    JsonOption,
+    LanguageOption,
+    ModelOption,
+    ParamOption,
+    RunnerOption,
+    WordsOption,
+    asr_params,
+)
+from ._engine import cancel_on_sigint, make_engine
 from ._output import exit_for, fail, print_json
 
 
@@ -146,32 +155,16 @@ def _listening(result: InferenceResult) -> None:
     Console(stderr=True).print(" · ".join(p for p in parts if p) + " · Ctrl+C stops", style="dim")
 
 
-def asr_params(
-    param: list[str], model: str | None, language: str | None, words: bool
-) -> dict[str, Any]:
-    try:
-        params = parse_params(param)
-    except ValueError as exc:
-        raise fail("E400", str(exc)) from None
-    if model is not None:
-        params["model"] = model
-    if language is not None:
-        params["language"] = language
-    if words:
-        params["stream_mode"] = "word"
-    return params
-
-
 def transcribe(
     file: str = typer.Argument(
         ..., metavar="FILE", help="A WAV file: any rate, sample width and channels."
     ),
-    json_: bool = typer.Option(False, "--json", help="One JSON result a line."),
-    words: bool = typer.Option(False, "--words", help="Word timings and confidences."),
-    runner: str | None = typer.Option(None, "--runner", help="vosk or pocketsphinx."),
-    model: str | None = typer.Option(None, "--model", help="Catalog id or model directory."),
-    language: str | None = typer.Option(None, "--language", help="Language code, e.g. en, ko."),
-    param: list[str] = typer.Option([], "-p", "--param", help="Parameter key=value (repeat)."),  # noqa: B008
+    json_: JsonOption = False,
+    words: WordsOption = False,
+    runner: RunnerOption = None,
+    model: ModelOption = None,
+    language: LanguageOption = None,
+    param: ParamOption = [],  # noqa: B006 (only read)
 ) -> None:
     """Transcribe a WAV file, printing each utterance as it is recognized."""
     try:
