@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import BreezeError
 from .types import Capability, InferenceRequest
 
-__all__ = ["route", "validate_inputs"]
+__all__ = ["Mute", "route", "validate_inputs"]
+
+
+@runtime_checkable
+class Mute(Protocol):
+    """Set while a live microphone must not be heard (threading.Event is one)."""
+
+    def is_set(self) -> bool: ...
+
 
 _INPUT_TYPES: dict[str, tuple[type, ...]] = {
     "text": (str,),
@@ -16,6 +24,7 @@ _INPUT_TYPES: dict[str, tuple[type, ...]] = {
     "image": (bytes, bytearray, str),
     "messages": (list, tuple),
     "microphone": (str, int),  # a live input device for ASR: name, index or "" (default)
+    "mute": (Mute,),  # with "microphone": silence while it is set
 }
 
 

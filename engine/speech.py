@@ -1,8 +1,8 @@
 """Speaking a streaming LLM reply: its sentences go to speech synthesis as they are written.
 
     speech = speak_reply(engine, llm_request, player)
-    async for event in speech:   # ReplyText, SentenceAudio, SentencePlaying, then SpeechDone
-        ...
+    async for event in speech:   # ReplyText (repeated), ReplyDone, SentenceAudio,
+        ...                      # SentencePlaying (interleaved), then SpeechDone
     speech.cancel()              # from any task or thread: stops the reply, synthesis, sound
 
 Two tasks run together. The reader takes the LLM's growing text and cuts off each sentence
@@ -29,6 +29,7 @@ from .types import Capability, InferenceRequest, InferenceResult
 
 __all__ = [
     "AudioSink",
+    "ReplyDone",
     "ReplyText",
     "SentenceAudio",
     "SentencePlaying",
@@ -77,6 +78,13 @@ class ReplyText:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyDone:
+    """The reply is written (its terminal result); its speech may still be playing."""
+
+    result: InferenceResult
+
+
+@dataclass(frozen=True, slots=True)
 class SentenceAudio:
     """A chunk of a sentence's audio was queued on the player at [start_ms, end_ms)."""
 
@@ -107,7 +115,7 @@ class SpeechDone:
     reply_ms: float | None  # from the start to the end of the LLM's reply
 
 
-SpeechEvent = ReplyText | SentenceAudio | SentencePlaying | SpeechDone
+SpeechEvent = ReplyText | ReplyDone | SentenceAudio | SentencePlaying | SpeechDone
 
 
 def speak_reply(
@@ -210,6 +218,7 @@ class SpeakReply:
                 consumed = len(text) - len(rest)
             else:  # the end: the rest is a sentence too, unless the reply broke off
                 self._reply, self._reply_ms = result, self._ms()
+                self._events.put_nowait(ReplyDone(result))
                 rest = text[consumed:] if result.ok and not self._cancelled else ""
                 complete = [s.text for s in split_sentences(rest, max_chars)]
             for sentence in complete:

@@ -20,6 +20,7 @@ import numpy as np
 
 from engine import BreezeError, CancelToken, ParamSpec
 from engine.audio import dbfs, resample, to_pcm16_mono
+from engine.routing import Mute
 
 __all__ = [
     "INPUT_PARAMS",
@@ -34,6 +35,7 @@ __all__ = [
 
 log = logging.getLogger("breeze.audio_in")
 
+MUTED_DBFS = -120.0  # the level reported for a muted microphone: silence
 STALL_S = 3.0  # a microphone silent (no callbacks at all) this long is an error, not a hang
 _QUEUE_BLOCKS = 100  # blocks kept for a slow reader (10 s of 100 ms blocks); the oldest go
 
@@ -290,13 +292,19 @@ class PcmSource(AudioSource):
 
 
 class MicSource(AudioSource):
-    """A live microphone until cancelled, or for `max_seconds` when given (then "length")."""
+    """A live microphone until cancelled, or for `max_seconds` when given (then "length").
+
+    While `mute` is set its frames are silence: the recognizer hears nothing (Breeze's own
+    voice, say), the stream's timing goes on, and the utterance in progress is finalized."""
 
     kind = "microphone"
 
-    def __init__(self, microphone: Microphone, max_seconds: float | None) -> None:
+    def __init__(
+        self, microphone: Microphone, max_seconds: float | None, mute: Mute | None = None
+    ) -> None:
         self.microphone = microphone
         self.limit_ms = 1000.0 * max_seconds if max_seconds else None
+        self.mute = mute
 
     def info(self) -> dict[str, Any]:
         mic = self.microphone
@@ -313,6 +321,9 @@ class MicSource(AudioSource):
                     )
                 continue
             last = time.monotonic()
+            if self.mute is not None and self.mute.is_set():
+                frame = Frame(bytes(len(frame.pcm)), frame.sample_rate, frame.start_ms,
+                              MUTED_DBFS)
             yield frame
             if self.limit_ms is not None and frame.end_ms >= self.limit_ms:
                 self.finish_reason = "length"
@@ -336,7 +347,8 @@ INPUT_PARAMS = (  # what `open_source` reads from a request's params
 
 def open_source(inputs: Mapping[str, Any], params: Mapping[str, Any], rate: int) -> AudioSource:
     """The request's audio as frames at `rate`: 'audio' bytes (at params' sample_rate) or the
-    'microphone' (a device name, index or '' for the default). E400 for bad input."""
+    'microphone' (a device name, index or '' for the default), optionally with a 'mute'
+    (see MicSource). E400 for bad input."""
     chunk_ms = int(params.get("chunk_ms") or 100)
     if ("audio" in inputs) == ("microphone" in inputs):
         raise BreezeError("E400", "speech recognition needs one input: 'audio' or 'microphone'")
@@ -348,4 +360,4 @@ def open_source(inputs: Mapping[str, Any], params: Mapping[str, Any], rate: int)
     microphone = Microphone(
         device, rate, block_ms=chunk_ms, device_rate=params.get("device_rate")
     ).open()
-    return MicSource(microphone, params.get("max_seconds"))
+    return MicSource(microphone, params.get("max_seconds"), inputs.get("mute"))

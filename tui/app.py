@@ -21,6 +21,7 @@ from .screens.help import HelpScreen
 from .screens.sessions import SessionsScreen
 from .screens.settings import SettingsScreen
 from .store import Store
+from .voice import Voice
 from .widgets.log_panel import LogPanel, PanelHandler
 
 # Text updates per second the app paints: enough to read as live, few enough that painting
@@ -47,7 +48,8 @@ class BreezeApp(App[None]):
         self.store = store
         self.config = config
         self.conversation = Conversation(engine, store, session_id)
-        self.chat = ChatScreen(self.conversation)
+        self.voice = Voice(engine, config)
+        self.chat = ChatScreen(self.conversation, self.voice)
         self._log_handler: PanelHandler | None = None
 
     def on_mount(self) -> None:
@@ -68,7 +70,8 @@ class BreezeApp(App[None]):
     async def on_unmount(self) -> None:
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
-        await self.engine.aclose()
+        await self.engine.aclose()  # stops dictation (the microphone closes) and speech
+        self.voice.close()
 
     @work(exclusive=True, group="preload")
     async def preload(self) -> None:
@@ -116,7 +119,8 @@ class BreezeApp(App[None]):
         except BreezeError as exc:
             self.notify(str(exc.error), severity="error")
             return
-        self.config = config
+        self.config = self.voice.config = config
+        self.chat.show_speech_setting()
         fresh = engine_settings(config)
         self.engine.settings.runner_params = fresh.runner_params
         self.engine.settings.preferred_runners = fresh.preferred_runners
@@ -131,7 +135,12 @@ class BreezeApp(App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("New chat", "Start a new conversation", self.chat.action_new_chat)
-        yield SystemCommand("Stop", "Stop the reply being written (Esc)", self.chat.action_cancel)
+        yield SystemCommand("Stop", "Stop the reply, speech and dictation (Esc)",
+                            self.chat.action_cancel)
+        yield SystemCommand("Dictate", "Dictate into the prompt from the microphone (ctrl+t)",
+                            self.chat.action_dictate)
+        yield SystemCommand("Speak replies", "Turn spoken replies on or off (ctrl+s)",
+                            self.chat.action_toggle_speech)
         yield SystemCommand("Regenerate", "Ask again for the last reply",
                             self.chat.action_regenerate)
         yield SystemCommand("Continue", "Continue a stopped reply",

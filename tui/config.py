@@ -1,14 +1,54 @@
-"""The user's settings for the app and the command line, in the config file's [app] and
-[runners.<name>] tables."""
+"""The user's settings for the app and the command line, in the config file's [app], [voice]
+and [runners.<name>] tables."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from engine import Capability, EngineSettings
 from engine.config_file import read_config, write_config
 from engine.guardian import GuardianSettings, make_guard
+
+log = logging.getLogger("breeze.config")
+
+AUTO_SEND_MAX_S = 30.0
+
+
+@dataclass
+class VoiceConfig:
+    """Dictation and speech: the [voice] table."""
+
+    microphone: str = ""  # a device name or index; "" is the system's default
+    speaker: str = ""
+    language: str = "en"  # what dictation listens for
+    asr_runner: str = ""  # "" is the best available (vosk, else pocketsphinx)
+    auto_send_seconds: float = 0.0  # send the prompt after this long without speech; 0: off
+
+    @classmethod
+    def from_mapping(cls, table: dict[str, Any]) -> VoiceConfig:
+        """The table's valid values; a bad one keeps its default and is logged, not fatal."""
+        voice = cls()
+        for name in (f.name for f in fields(cls)):
+            if name in table:
+                try:
+                    setattr(voice, name, _coerce(table[name], getattr(voice, name)))
+                except ValueError:
+                    log.warning("[voice] %s = %r is not valid: ignored", name, table[name])
+        return voice
+
+
+def _coerce(value: Any, default: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(default, float):
+        if isinstance(value, int | float) and 0 <= value <= AUTO_SEND_MAX_S:
+            return float(value)
+        raise ValueError(value)
+    if isinstance(value, str | int):
+        return str(value).strip()
+    raise ValueError(value)
 
 
 @dataclass
@@ -17,6 +57,7 @@ class AppConfig:
     runner_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     speak_replies: bool = False
     guardian: dict[str, Any] = field(default_factory=dict)  # the [guardian] table
+    voice: VoiceConfig = field(default_factory=VoiceConfig)
 
     def params_for(self, runner: str) -> dict[str, Any]:
         return dict(self.runner_params.get(runner, {}))
@@ -31,18 +72,20 @@ def load_app_config() -> AppConfig:
         runner_params={name: dict(table) for name, table in runners.items()},
         speak_replies=bool(app.get("speak_replies", False)),
         guardian=dict(config.get("guardian", {})),
+        voice=VoiceConfig.from_mapping(dict(config.get("voice", {}))),
     )
 
 
 def save_app_config(app_config: AppConfig) -> None:
     config = read_config()
-    app = {"speak_replies": app_config.speak_replies}
+    app: dict[str, Any] = {"speak_replies": app_config.speak_replies}
     if app_config.llm_runner:
         app["llm_runner"] = app_config.llm_runner
     config["app"] = app
     config["runners"] = {k: v for k, v in app_config.runner_params.items() if v}
     if app_config.guardian:
         config["guardian"] = app_config.guardian
+    config["voice"] = asdict(app_config.voice)
     write_config(config)
 
 

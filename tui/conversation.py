@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine import Engine, Handle, InferenceRequest, InferenceResult
+from engine.speech import ReplyDone, ReplyText, SpeakReply, SpeechEvent
 
 from .store import Message, Store
 
 PERSIST_EVERY_S = 0.5  # how often a streaming reply is written to the database
 
+# Starts a spoken reply: engine.speech.speak_reply with the app's speaker.
+Speak = Callable[[InferenceRequest, str | None], SpeakReply]
+
 
 @dataclass
 class Reply:
-    """One assistant reply being streamed; `prefix` is the text of a reply it continues."""
+    """One assistant reply being streamed (and maybe spoken: `speech`); `prefix` is the text
+    of a reply it continues."""
 
     message_id: int
-    handle: Handle
+    handle: Handle | None
+    speech: SpeakReply | None = None
     prefix: str = ""
     text: str = ""
     result: InferenceResult | None = None
@@ -30,7 +36,10 @@ class Reply:
         return self.prefix + self.text
 
     def cancel(self) -> None:
-        self.handle.cancel()
+        if self.speech is not None:
+            self.speech.cancel()
+        elif self.handle is not None:
+            self.handle.cancel()
 
 
 class Conversation:
@@ -63,8 +72,11 @@ class Conversation:
             self.session_id = self.store.new_session(" ".join(text.split())[:60])
         return self.store.add(self.session_id, "user", text)
 
-    def start_reply(self, continue_message: Message | None = None) -> Reply:
-        """Submit the conversation; a stopped reply given as `continue_message` is extended."""
+    def start_reply(
+        self, continue_message: Message | None = None, speak: Speak | None = None
+    ) -> Reply:
+        """Submit the conversation; a stopped reply given as `continue_message` is extended.
+        With `speak`, the reply is spoken as it is written."""
         history = self.history()
         if continue_message is not None:
             message_id, prefix = continue_message.id, continue_message.content
@@ -73,28 +85,44 @@ class Conversation:
             assert self.session_id is not None, "a reply needs a message to answer"
             message_id, prefix = self.store.add(self.session_id, "assistant", "", "streaming"), ""
         request = InferenceRequest({"messages": history}, dict(self.params))
-        self.reply = Reply(message_id, self.engine.submit(request, runner=self.runner), prefix)
+        if speak is not None:
+            self.reply = Reply(message_id, None, speak(request, self.runner), prefix)
+        else:
+            self.reply = Reply(message_id, self.engine.submit(request, runner=self.runner),
+                               prefix=prefix)
         return self.reply
 
-    def regenerate(self, message: Message) -> Reply:
+    def regenerate(self, message: Message, speak: Speak | None = None) -> Reply:
         """Drop the reply and ask again."""
         self.store.remove_message(message.id)
-        return self.start_reply()
+        return self.start_reply(speak=speak)
 
-    async def stream(self, reply: Reply) -> AsyncIterator[InferenceResult]:
-        """The reply's results, written to the store as they come and when it ends."""
-        async for result in reply.handle:
-            reply.result = result
-            if "text" in result.outputs:
-                reply.text = result.text
-            if result.partial:
-                now = time.monotonic()
-                if now - reply._persisted_at >= PERSIST_EVERY_S:
-                    reply._persisted_at = now
-                    self.store.update(reply.message_id, reply.full_text, "streaming")
+    async def stream(self, reply: Reply) -> AsyncIterator[InferenceResult | SpeechEvent]:
+        """The reply's results, written to the store as they come and when it ends; for a
+        spoken reply, its speech events after them, until its speech ends."""
+        if reply.speech is None:
+            assert reply.handle is not None
+            async for result in reply.handle:
+                yield self._took(reply, result)
+            return
+        async for event in reply.speech:
+            if isinstance(event, ReplyText | ReplyDone):
+                yield self._took(reply, event.result)
             else:
-                self._finish(reply, result)
-            yield result
+                yield event
+
+    def _took(self, reply: Reply, result: InferenceResult) -> InferenceResult:
+        reply.result = result
+        if "text" in result.outputs:
+            reply.text = result.text
+        if result.partial:
+            now = time.monotonic()
+            if now - reply._persisted_at >= PERSIST_EVERY_S:
+                reply._persisted_at = now
+                self.store.update(reply.message_id, reply.full_text, "streaming")
+        else:
+            self._finish(reply, result)
+        return result
 
     def _finish(self, reply: Reply, result: InferenceResult) -> None:
         metadata = _kept_metadata(result.metadata)

@@ -70,6 +70,7 @@ async def test_user_preference_beats_priority():
         (InferenceRequest({"text": 3}), None, "E400"),
         (InferenceRequest({"messages": [{"role": "robot", "content": "x"}]}), None, "E400"),
         (InferenceRequest({"video": b""}), None, "E400"),
+        (InferenceRequest({"microphone": "", "mute": True}), None, "E400"),
         (InferenceRequest({"text": "hi"}, {"max_tokens": "many"}), None, "E400"),
         (InferenceRequest({"text": "hi"}, {"no_such_param": 1}), None, "E400"),
         (InferenceRequest({"text": "hi"}), "no-such-runner", "E404"),

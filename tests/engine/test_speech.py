@@ -9,6 +9,7 @@ import pytest
 
 from engine import Engine, EngineSettings, InferenceRequest, Registry
 from engine.speech import (
+    ReplyDone,
     ReplyText,
     SentenceAudio,
     SentencePlaying,
@@ -73,6 +74,10 @@ async def test_speech_starts_before_the_reply_ends_and_says_all_of_it(engine, pl
     assert playing == list(range(len(spoken))) and done.sentences == len(spoken)
     texts = [e.text for e in events if isinstance(e, ReplyText)]
     assert texts[-1] == reply
+    reply_done = [e for e in events if isinstance(e, ReplyDone)]
+    assert len(reply_done) == 1 and reply_done[0].result is done.reply
+    assert events.index(reply_done[0]) > max(i for i, e in enumerate(events)
+                                             if isinstance(e, ReplyText))
     assert all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
     assert player.pending_ms == 0  # SpeechDone comes after the sound
 

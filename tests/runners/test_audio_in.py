@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,6 +223,29 @@ def test_a_mic_source_stops_when_cancelled(asr_sink):
             token.cancel()
     source.close()
     assert len(frames) == 3
+
+
+def test_a_muted_mic_source_sends_silence_until_unmuted(asr_sink, tmp_path):
+    mute = threading.Event()
+    mute.set()
+    source = open_source({"microphone": "pulse", "mute": mute}, {}, RATE)
+    player = play(tone(4.0), tmp_path / "tone.wav", asr_sink)
+    frames: list[Frame] = []
+    try:
+        for frame in source.frames(CancelToken()):
+            frames.append(frame)
+            if frame.start_ms >= 1500:
+                mute.clear()
+            if frame.start_ms >= 3000:
+                break
+    finally:
+        source.close()
+        player.wait(timeout=15)
+    muted = [f for f in frames if f.start_ms < 1500]
+    heard = [f for f in frames if f.start_ms >= 2000]
+    assert all(f.pcm == bytes(len(f.pcm)) and f.level_dbfs == -120.0 for f in muted)
+    assert sum(f.level_dbfs > -15 for f in heard) >= 5, [f.level_dbfs for f in heard]
+    assert [f.start_ms for f in frames] == [100.0 * i for i in range(len(frames))]
 
 
 def test_pcm_bytes_are_resampled_and_chunked():

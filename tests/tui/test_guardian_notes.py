@@ -44,7 +44,7 @@ async def test_filtered_reply_is_masked_and_says_so(store, monkeypatch, tmp_path
     app = create_app(engine, store)
     async with app.run_test(size=(100, 30)) as pilot:
         await app.chat.send("How do I reach you?")
-        await wait_for(pilot, lambda: app.conversation.reply is None)
+        await wait_for(pilot, lambda: app.chat.status.state == "ready")
         view = list(app.chat.query(MessageView))[-1]
         assert "ada@example.com" not in view.text and "[email]" in view.text
         note = str(view.query_one(".note").render())

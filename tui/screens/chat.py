@@ -1,7 +1,9 @@
-"""The chat screen: messages, the prompt and the status bar, fed by the engine's streams."""
+"""The chat screen: messages, the prompt and the status bar, fed by the engine's streams;
+dictation into the prompt and spoken replies through the app's Voice."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,12 +14,16 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
-from engine import BreezeError
+from engine import BreezeError, Handle, InferenceResult
 from engine.guardian import describe
+from engine.speech import SentenceAudio, SentencePlaying, SpeakReply, SpeechDone, SpeechEvent
 
-from ..conversation import Conversation, Reply
+from ..config import save_app_config
+from ..conversation import Conversation, Reply, Speak
+from ..voice import UNMUTE_AFTER_S, DictationText, Voice
 from ..widgets.message import MessageView
 from ..widgets.prompt import PromptInput
+from ..widgets.speech_bar import SpeechBar
 from ..widgets.status import StatusBar
 
 
@@ -36,28 +42,37 @@ def guardian_notes(metadata: Mapping[str, Any]) -> list[str]:
 
 class ChatScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape", "cancel", "Stop what is running"),
+        Binding("escape", "cancel", "Stop what is running: reply, speech, dictation"),
+        Binding("ctrl+t", "dictate", "Dictate from the microphone (again: stop)"),
+        Binding("ctrl+s", "toggle_speech", "Speak replies: on or off"),
         Binding("ctrl+r", "regenerate", "Regenerate the last reply"),
         Binding("ctrl+g", "continue_reply", "Continue a stopped reply"),
         Binding("ctrl+b", "copy_reply", "Copy the last reply"),
         Binding("ctrl+n", "new_chat", "New chat"),
     ]
 
-    def __init__(self, conversation: Conversation) -> None:
+    def __init__(self, conversation: Conversation, voice: Voice) -> None:
         super().__init__()
         self.conversation = conversation
+        self.voice = voice
         self.model_ready = False
+        self.dictation: Handle | None = None  # the microphone, while dictating
+        self.speech: SpeakReply | None = None  # the reply being spoken
 
     def compose(self) -> ComposeResult:
         yield Static(self.conversation.title, id="title")
         yield VerticalScroll(id="messages")
+        yield SpeechBar(id="speech")
         with Horizontal(id="input-row"):
             yield PromptInput(id="prompt")
+            yield Button("Dictate", id="mic")
+            yield Button("Speak", id="speak")
             yield Button("Send", id="send", variant="primary")
         yield StatusBar(id="status")
 
     async def on_mount(self) -> None:
         await self.show_conversation(self.conversation)
+        self.show_speech_setting()
         self.query_one(PromptInput).focus()
 
     @property
@@ -100,7 +115,22 @@ class ChatScreen(Screen[None]):
         message_id = self.conversation.add_user(text)
         self.query_one("#title", Static).update(self.conversation.title)
         await self._mount(MessageView("user", text, message_id=message_id))
-        await self._start(self.conversation.start_reply())
+        await self._start(self.conversation.start_reply(speak=await self._speaker()))
+
+    async def _speaker(self) -> Speak | None:
+        """How the next reply is spoken: not at all when speech is off or there is no speaker.
+        A new reply silences the one still being spoken."""
+        if self.speech is not None:
+            self.speech.cancel("a new reply")
+        if not self.voice.config.speak_replies:
+            return None
+        try:
+            self.voice.open_speaker()
+        except BreezeError as exc:
+            self.notify(f"{exc.error.code}: {exc.error.message} — the reply is not spoken",
+                        severity="error", timeout=10)
+            return None
+        return self.voice.speak
 
     async def _start(self, reply: Reply, view: MessageView | None = None) -> None:
         if view is None:
@@ -120,18 +150,65 @@ class ChatScreen(Screen[None]):
     async def stream_reply(self, reply: Reply, view: MessageView) -> None:
         log = self.query_one("#messages", VerticalScroll)
         shown = len(reply.full_text)
-        async for result in self.conversation.stream(reply):
-            self.status.update_from(result.metadata)
-            if result.partial:
-                if reply.full_text[shown:]:
-                    self.status.state = "generating"
-                    await view.append(reply.full_text[shown:])
-                    shown = len(reply.full_text)
-                    if log.max_scroll_y - log.scroll_y < 3:
-                        log.scroll_end(animate=False)
-                continue
-            await self._finished(reply, view)
-        log.scroll_end(animate=False)
+        bar = self.query_one(SpeechBar)
+        ticker = None
+        if reply.speech is not None:
+            self.speech = reply.speech
+            bar.start()
+            ticker = self.set_interval(0.1, lambda: bar.advance(self.voice.played_ms))
+        try:
+            async for item in self.conversation.stream(reply):
+                if not isinstance(item, InferenceResult):
+                    self._speech_event(item, view)
+                    continue
+                self.status.update_from(item.metadata)
+                if item.partial:
+                    if reply.full_text[shown:]:
+                        self.status.state = "generating"
+                        await view.append(reply.full_text[shown:])
+                        shown = len(reply.full_text)
+                        if log.max_scroll_y - log.scroll_y < 3:
+                            log.scroll_end(animate=False)
+                    continue
+                await self._finished(reply, view)
+                log.scroll_end(animate=False)
+        finally:
+            if ticker is not None:
+                ticker.stop()
+            if reply.speech is not None:
+                self._speech_ended(reply.speech, view)
+
+    def _speech_event(self, event: SpeechEvent, view: MessageView) -> None:
+        bar = self.query_one(SpeechBar)
+        if isinstance(event, SentenceAudio):
+            self.voice.mute.set()  # before it is heard: dictation must not take it down
+            self.status.mic_muted = True
+            bar.queued(event.start_ms, event.end_ms)
+        elif isinstance(event, SentencePlaying):
+            bar.playing(event.index, event.text)
+            view.add_class("-speaking")
+            if not self.busy:
+                self.status.state = "speaking"
+        elif isinstance(event, SpeechDone) and event.error is not None and (
+            event.reply is None or event.reply.error is None  # the reply's own error is shown
+        ):
+            self.notify(f"speech: {event.error.code}: {event.error.message}",
+                        severity="error", timeout=10)
+
+    def _speech_ended(self, speech: SpeakReply, view: MessageView) -> None:
+        view.remove_class("-speaking")
+        if self.speech is not speech:
+            return
+        self.speech = None
+        self.query_one(SpeechBar).stop()
+        if self.status.state == "speaking":
+            self.status.state = "ready"
+        self.set_timer(UNMUTE_AFTER_S, self._unmute)
+
+    def _unmute(self) -> None:
+        if self.speech is None:
+            self.voice.mute.clear()
+            self.status.mic_muted = False
 
     async def _finished(self, reply: Reply, view: MessageView) -> None:
         result = reply.result
@@ -140,23 +217,29 @@ class ChatScreen(Screen[None]):
         if result.error is not None:
             error = f"{result.error.code}: {result.error.message}"
             await view.finish(reply.full_text, "stopped" if reply.full_text else "error", error)
-            self.status.state = "error"
+            state = "error"
         elif result.metadata.get("finish_reason") == "cancelled":
             await view.finish(reply.full_text, "stopped")
-            self.status.state = "stopped"
+            state = "stopped"
         else:
             await view.finish(reply.full_text, "complete")
-            self.status.state = "ready"
+            state = "ready"
         for note in guardian_notes(result.metadata):
             view.add_note(note)
+        self.status.state = state  # last: the screen is whole when the state says so
 
     # -- actions ---------------------------------------------------------------------------
 
     def action_cancel(self) -> None:
+        """Stop everything running: the reply (and its speech), speech, dictation."""
         reply = self.conversation.reply
         if reply is not None:
             reply.cancel()
             self.status.state = "stopping"
+        elif self.speech is not None:
+            self.speech.cancel()
+        if self.dictation is not None:
+            self.dictation.cancel()
 
     def _last_reply_view(self) -> MessageView | None:
         views = [v for v in self.query(MessageView) if v.role == "assistant"]
@@ -168,14 +251,15 @@ class ChatScreen(Screen[None]):
         if self.busy or view is None or message is None:
             return
         await view.remove()
-        await self._start(self.conversation.regenerate(message))
+        await self._start(self.conversation.regenerate(message, await self._speaker()))
 
     async def action_continue_reply(self) -> None:
         view = self._last_reply_view()
         message = self._message(view)
         if self.busy or view is None or message is None or message.state == "complete":
             return
-        await self._start(self.conversation.start_reply(continue_message=message), view)
+        reply = self.conversation.start_reply(message, await self._speaker())
+        await self._start(reply, view)
 
     def _message(self, view: MessageView | None):  # type: ignore[no-untyped-def]
         if view is None:
@@ -195,6 +279,73 @@ class ChatScreen(Screen[None]):
         conversation.params, conversation.runner = (
             self.conversation.params, self.conversation.runner)
         await self.show_conversation(conversation)
+
+    # -- voice -----------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#mic")
+    def action_dictate(self) -> None:
+        if self.dictation is not None:
+            self.dictation.cancel()
+        else:
+            self.listen()
+
+    @work(exclusive=True, group="dictation")
+    async def listen(self) -> None:
+        """Dictate into the prompt until stopped; with auto-send, a pause sends it."""
+        prompt = self.query_one(PromptInput)
+        words = DictationText()
+        self.dictation = handle = self.voice.dictate()
+        self._show_dictation(True)
+        heard_at, unsent = time.monotonic(), False
+        try:
+            async for result in handle:
+                self.status.mic_level = result.metadata.get("level_dbfs")
+                self.status.mic_muted = self.voice.mute.is_set()
+                finals = words.update(result)
+                for text in finals:
+                    prompt.add_final(text)
+                prompt.show_partial(words.partial)
+                if result.error is not None:
+                    self.notify(f"dictation: {result.error.code}: {result.error.message}",
+                                severity="error", timeout=10)
+                if finals or words.partial:
+                    heard_at, unsent = time.monotonic(), unsent or bool(finals)
+                elif unsent and self._auto_send_due(heard_at):
+                    unsent = False
+                    await self.send(prompt.text.strip())
+        finally:
+            prompt.show_partial("")
+            self.dictation = None
+            self._show_dictation(False)
+
+    def _auto_send_due(self, heard_at: float) -> bool:
+        pause = self.voice.config.voice.auto_send_seconds
+        return (bool(pause) and time.monotonic() - heard_at >= pause and not self.busy
+                and bool(self.query_one(PromptInput).text.strip()))
+
+    def _show_dictation(self, on: bool) -> None:
+        button = self.query_one("#mic", Button)
+        button.label, button.variant = ("● Stop", "error") if on else ("Dictate", "default")
+        self.status.listening = on
+        self.status.mic_level = None
+
+    @on(Button.Pressed, "#speak")
+    def action_toggle_speech(self) -> None:
+        config = self.voice.config
+        config.speak_replies = not config.speak_replies
+        if not config.speak_replies and self.speech is not None:
+            self.speech.cancel()
+        self.show_speech_setting()
+        try:
+            save_app_config(config)
+        except BreezeError as exc:
+            self.notify(str(exc.error), severity="error")
+
+    def show_speech_setting(self) -> None:
+        on = self.voice.config.speak_replies
+        button = self.query_one("#speak", Button)
+        button.label, button.variant = ("Speak ✓", "success") if on else ("Speak", "default")
+        self.status.speech_on = on
 
     def model_loaded(self, info: dict[str, object]) -> None:
         self.model_ready = True

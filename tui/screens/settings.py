@@ -1,8 +1,10 @@
 """Settings, built from the runners' parameter schemas: runner, model, system prompt and every
-parameter of the chosen runner, validated before anything is saved."""
+parameter of the chosen runner, the guardian, and voice (microphone with a level meter,
+speaker with a test tone, dictation), validated before anything is saved."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from textual import on
@@ -16,6 +18,7 @@ from engine import BreezeError, Capability, ParamSpec, Registry
 from engine.guardian import STRICTNESS, GuardianSettings, Strategy
 
 from ..config import AppConfig
+from .voice_fields import VoiceFields
 
 # Chosen with their own widgets above the runner's parameters, or not the user's to set.
 _SPECIAL = {"model", "system_prompt", "stream_mode", "language"}
@@ -58,6 +61,7 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
                             id=f"param-{spec.name}")
                 yield Static("", id=f"error-{spec.name}", classes="field-error")
             yield from self._guardian_fields()
+            yield VoiceFields(self.registry, self.config)
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
@@ -106,13 +110,18 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
         params, ok = self._validated()
-        if not ok:
+        voice = self.query_one(VoiceFields)
+        voice_config, voice_ok = voice.validated()
+        if not (ok and voice_ok):
             self.notify("Some values are not valid: nothing was saved.", severity="error")
             return
         runner_params = dict(self.config.runner_params)
         runner_params[self.runner] = params
-        self.dismiss(AppConfig(self.runner, runner_params, self.config.speak_replies,
-                               self._guardian_table()))
+        self.dismiss(dataclasses.replace(
+            self.config, llm_runner=self.runner, runner_params=runner_params,
+            guardian=self._guardian_table(), voice=voice_config,
+            speak_replies=voice.speak_replies,
+        ))
 
     def _validated(self) -> tuple[dict[str, Any], bool]:
         params: dict[str, Any] = {}

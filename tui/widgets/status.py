@@ -1,4 +1,5 @@
-"""The status bar: runner and model, state, TTFT, tokens/s, from result metadata."""
+"""The status bar: runner and model, state, TTFT, tokens/s from result metadata; the
+microphone's level while dictating; whether replies are spoken."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from .level_meter import level_bar
+
 
 class StatusBar(Static):
     state: reactive[str] = reactive("starting")
@@ -15,6 +18,10 @@ class StatusBar(Static):
     model: reactive[str] = reactive("")
     ttft_ms: reactive[float | None] = reactive(None)
     tokens_per_second: reactive[float | None] = reactive(None)
+    listening: reactive[bool] = reactive(False)
+    mic_level: reactive[float | None] = reactive(None)  # dBFS while dictating
+    mic_muted: reactive[bool] = reactive(False)
+    speech_on: reactive[bool] = reactive(False)
 
     def update_from(self, metadata: Mapping[str, Any]) -> None:
         if metadata.get("runner_name"):
@@ -34,5 +41,9 @@ class StatusBar(Static):
             parts.append(f"TTFT {self.ttft_ms:.0f} ms")
         if self.tokens_per_second:
             parts.append(f"{self.tokens_per_second:.1f} tok/s")
+        if self.listening:
+            parts.append("mic muted" if self.mic_muted else f"mic {level_bar(self.mic_level, 8)}")
+        if self.speech_on:
+            parts.append("speech on")
         parts.append("F1 help")
         return "  │  ".join(parts)

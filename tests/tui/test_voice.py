@@ -1,0 +1,244 @@
+"""Voice in the app, through real devices: a PulseAudio null sink is both the speaker and,
+through its monitor, the microphone (so Breeze would hear itself if the mic were not muted).
+Speech to dictate comes from espeak-ng; replies are spoken by the real pyttsx3 runner."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from textual.widgets import Input, Select
+
+from engine import InferenceResult
+from engine.config_file import read_config
+from tests.runners.test_audio_in import no_recording_left, play, recording_streams, tone
+from tests.runners.test_audio_out import MonitorRecorder, tts_sink  # noqa: F401 (fixture)
+from tests.runners.test_pocketsphinx import KEYWORDS, english
+from tui.config import AppConfig, VoiceConfig, load_app_config, save_app_config
+from tui.screens.settings import SettingsScreen
+from tui.voice import DictationText
+from tui.widgets.level_meter import LevelMeter
+from tui.widgets.message import MessageView
+from tui.widgets.prompt import PromptInput
+from tui.widgets.speech_bar import SpeechBar
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.usefixtures("tts_sink")
+SINK = "breeze_tts"
+
+
+def words_in(text: str) -> set[str]:
+    return set(re.findall(r"[a-z']+", text.lower()))
+
+
+async def start(pilot) -> None:
+    await wait_for(pilot, lambda: pilot.app.chat.status.state == "ready", within=90)
+
+
+async def dictate(pilot) -> None:
+    """Press the dictation key and wait until the microphone records."""
+    await pilot.press("ctrl+t")
+    await wait_for(pilot, lambda: recording_streams(SINK) > 0, within=90)
+
+
+async def test_dictation_shows_the_partial_dimmed_and_finals_as_text(make_app, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start(pilot)
+        prompt = app.chat.query_one(PromptInput)
+        prompt.insert("Hello.")
+        await dictate(pilot)
+        player = play(english(), tmp_path / "en.wav", SINK)
+        partials, status_lines = [], []
+        while player.poll() is None or prompt.suggestion:
+            if prompt.suggestion:
+                partials.append(prompt.suggestion)
+            status_lines.append(str(app.chat.status.render()))
+            await pilot.pause(0.05)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.chat.dictation is None)
+        assert no_recording_left(SINK), "Esc must close the microphone"
+        text = prompt.text
+        assert text.startswith("Hello. ") and text[7:8].isupper(), text  # a new sentence
+        assert len(words_in(text) & KEYWORDS) >= 4, text
+        assert partials and not prompt.suggestion, "the partial shows, then becomes text"
+        assert any(re.search(r"mic ▮+▯*", line) for line in status_lines), status_lines[-5:]
+        assert "mic" not in str(app.chat.status.render()), "no level once the mic is closed"
+        await pilot.press("end", "ctrl+j", "t", "w", "o")  # the finals are ordinary text
+        assert prompt.text == text + "\ntwo"
+
+
+async def test_dictation_sends_itself_after_a_pause(make_app, tmp_path):
+    config = AppConfig(voice=VoiceConfig(auto_send_seconds=1.5))
+    save_app_config(config)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start(pilot)
+        app.conversation.params = {"max_tokens": 8}
+        await dictate(pilot)
+        play(english(), tmp_path / "en.wav", SINK).wait(timeout=60)
+        await wait_for(pilot, lambda: app.conversation.session_id is not None, within=30)
+        sent = app.store.messages(app.conversation.session_id)[0]
+        assert sent.role == "user" and len(words_in(sent.content) & KEYWORDS) >= 3, sent
+        assert app.chat.query_one(PromptInput).text == ""
+        assert app.chat.dictation is not None, "dictation goes on after sending"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.chat.dictation is None)
+
+
+async def test_replies_are_spoken_with_progress_and_the_sentence_heard(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start(pilot)
+        await pilot.press("ctrl+s")
+        assert read_config()["app"]["speak_replies"] is True, "the toggle is saved"
+        assert "speech on" in str(app.chat.status.render())
+        app.conversation.params = {"temperature": 0, "max_tokens": 48}
+        bar = app.chat.query_one(SpeechBar)
+        with MonitorRecorder() as recorder:
+            await app.chat.send("Name three colours. Then name three animals.")
+            await wait_for(pilot, lambda: bar.sentence >= 0, within=90)
+            view = list(app.chat.query(MessageView))[-1]
+            progress, sentences, speaking = [], [], []
+            while bar.display:
+                progress.append((bar.heard_ms, bar.percent))
+                sentences.append(str(app.chat.query_one("#speech-sentence").render()))
+                speaking.append(view.has_class("-speaking"))
+                await pilot.pause(0.1)
+            recorder.wait_quiet()
+        reply = app.store.messages(app.conversation.session_id)[-1]
+        assert reply.state == "complete" and reply.content
+        assert recorder.spans(bridge_ms=600), "nothing was heard"
+        heard_ms = [ms for ms, _ in progress]
+        assert heard_ms == sorted(heard_ms) and heard_ms[-1] > 1000, progress
+        assert progress[-1][1] >= 90, progress
+        heard = {s.split(" ", 2)[-1].rstrip("…") for s in sentences if s.startswith("▶")}
+        assert heard and all(part in reply.content for part in heard), (heard, reply.content)
+        assert any(speaking) and not view.has_class("-speaking")
+        await pilot.pause(0.5)
+        assert not app.voice.mute.is_set(), "the microphone is unmuted after speaking"
+
+
+async def test_esc_silences_a_spoken_reply(make_app):
+    save_app_config(AppConfig(speak_replies=True))
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start(pilot)
+        app.conversation.params = {"max_tokens": 400}
+        await app.chat.send("Tell me a long story about a lighthouse keeper.")
+        bar = app.chat.query_one(SpeechBar)
+        await wait_for(pilot, lambda: bar.sentence >= 0, within=90)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.chat.speech is None and not bar.display)
+        await wait_for(pilot, lambda: app.conversation.reply is None)
+        assert app.voice._player.pending_ms == 0, "sound still queued after Esc"
+        assert app.store.messages(app.conversation.session_id)[-1].state == "stopped"
+
+
+async def test_the_microphone_is_muted_while_breeze_speaks(make_app, tmp_path):
+    """The speaker plays into the sink the microphone hears: without the mute, dictation
+    would take down the reply. Afterwards the same microphone hears speech again."""
+    save_app_config(AppConfig(speak_replies=True))
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start(pilot)
+        app.conversation.params = {"temperature": 0, "max_tokens": 40}
+        prompt = app.chat.query_one(PromptInput)
+        await dictate(pilot)
+        await app.chat.send("Name three colours. Then name three animals.")
+        muted = []
+        await wait_for(pilot, lambda: app.chat.query_one(SpeechBar).display, within=90)
+        while app.chat.speech is not None:
+            muted.append(app.voice.mute.is_set())
+            await pilot.pause(0.1)
+        assert any(muted), "the microphone was never muted"
+        await pilot.pause(1.5)
+        assert prompt.text == "" and not prompt.suggestion, f"Breeze heard itself: {prompt.text}"
+        play(english(), tmp_path / "en.wav", SINK).wait(timeout=60)
+        await wait_for(pilot, lambda: len(words_in(prompt.text) & KEYWORDS) >= 3, within=30)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.chat.dictation is None)
+
+
+async def test_dictation_without_a_microphone_is_an_error_with_its_code(make_app, monkeypatch):
+    monkeypatch.setenv("PULSE_SOURCE", "no_such_source")
+    save_app_config(AppConfig(voice=VoiceConfig(microphone="no-such-microphone")))
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: app.chat.dictation is None, within=90)
+        await pilot.pause(0.2)
+        shown = [n.message for n in app._notifications]
+        assert any(m.startswith("dictation: E501") for m in shown), shown
+        await app.chat.send("Still here?")  # the app goes on
+        await wait_for(pilot, lambda: app.conversation.reply is None, within=90)
+
+
+async def test_voice_settings_pick_devices_show_the_level_and_test_the_speaker(make_app,
+                                                                               tmp_path):
+    app = make_app()
+    async with app.run_test(size=(110, 50)) as pilot:
+        await start(pilot)
+        await pilot.press("f2")
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        microphones = [value for _, value in screen.query_one("#voice-microphone")._options]
+        assert "" in microphones and "pulse" in microphones
+        meter = screen.query_one(LevelMeter)
+        levels = []
+        player = play(tone(1.5), tmp_path / "tone.wav", SINK)
+        while player.poll() is None:
+            levels.append(meter.level)
+            await pilot.pause(0.05)
+        known = [level for level in levels if level is not None]
+        assert known and max(known) > -20, levels[-10:]  # the tone is at -9 dBFS
+        assert "dBFS" in str(meter.render())
+
+        with MonitorRecorder() as recorder:
+            screen.query_one("#test-speaker").focus()  # which scrolls it into view
+            await pilot.press("enter")
+            recorder.wait_quiet()
+        assert recorder.spans(bridge_ms=100), "the test tone was not heard"
+
+        screen.query_one("#voice-microphone", Select).value = "pulse"
+        screen.query_one("#voice-speaker", Select).value = "pulse"
+        screen.query_one("#voice-language", Input).value = "ko"
+        screen.query_one("#voice-auto-send", Input).value = "soon"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, SettingsScreen), "an invalid pause must not be saved"
+        assert "E400" in str(screen.query_one("#error-voice-auto-send").render())
+        screen.query_one("#voice-auto-send", Input).value = "2.5"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+    assert read_config()["voice"] == {"microphone": "pulse", "speaker": "pulse",
+                                      "language": "ko", "asr_runner": "",
+                                      "auto_send_seconds": 2.5}
+    assert load_app_config().voice.language == "ko"
+
+
+def test_a_bad_voice_table_keeps_the_defaults_of_its_bad_values(caplog):
+    voice = VoiceConfig.from_mapping({"microphone": 3, "language": True,
+                                      "auto_send_seconds": 99, "speaker": "USB"})
+    assert voice == VoiceConfig(microphone="3", speaker="USB")
+    assert "language" in caplog.text and "auto_send_seconds" in caplog.text
+
+
+def _asr(text: str, *, final: bool = False, segments: list[str] | None = None,
+         done: bool = False) -> InferenceResult:
+    if done:
+        meta = {"segments": [{"text": s} for s in segments or []], "finish_reason": "stop"}
+        return InferenceResult.success({"text": " ".join(segments or [])}, meta)
+    return InferenceResult.success({"text": text, "segment": text}, {"is_final": final},
+                                   partial=True)
+
+
+def test_dictation_text_hands_out_each_final_once():
+    words = DictationText()
+    assert words.update(_asr("turn on")) == [] and words.partial == "turn on"
+    assert words.update(_asr("turn on the light", final=True)) == ["turn on the light"]
+    assert words.partial == ""
+    assert words.update(_asr("good")) == [] and words.partial == "good"
+    # the stream ends: the utterance in progress is finalized in the terminal's segments
+    done = _asr("", segments=["turn on the light", "good morning"], done=True)
+    assert words.update(done) == ["good morning"] and words.partial == ""
