@@ -144,7 +144,8 @@ class SpeakReply:
         self._events: asyncio.Queue[SpeechEvent] = asyncio.Queue()
         self._sentences: asyncio.Queue[str | None] = asyncio.Queue()
         self._starts: asyncio.Queue[tuple[int, str, float] | None] = asyncio.Queue()
-        self._cancelled = False
+        self._cancelled = False  # everything stops
+        self._silenced = False  # the speech stops; the reply is still read to its end
         self._error: RunnerError | None = None
         self._tts: Handle | None = None
         self._spoken = 0
@@ -160,6 +161,14 @@ class SpeakReply:
             self._stop(reason)
         else:
             self._loop.call_soon_threadsafe(self._stop, reason)
+
+    def silence(self, reason: str = "speech turned off") -> None:
+        """Stop the synthesis and the sound, and speak no more of this reply; the reply
+        itself goes on to its end (safe from any thread)."""
+        if on_loop(self._loop):
+            self._silence(reason)
+        else:
+            self._loop.call_soon_threadsafe(self._silence, reason)
 
     def __aiter__(self) -> AsyncIterator[SpeechEvent]:
         return self._iterate()
@@ -194,11 +203,25 @@ class SpeakReply:
         self.player.cancel()
         self._sentences.put_nowait(None)  # wake the speaker
 
+    def _silence(self, reason: str, error: RunnerError | None = None) -> None:
+        """A speech failure does this too: the reply is not lost because it cannot be heard."""
+        if self._silenced or self._cancelled:
+            return
+        self._silenced = True
+        self._error = self._error or error
+        if self._tts is not None:
+            self._tts.cancel(reason)
+        self.player.cancel()
+
+    @property
+    def _quiet(self) -> bool:
+        return self._cancelled or self._silenced
+
     async def _run(self) -> None:
         watcher = self._loop.create_task(self._watch_playback())
         try:
             await asyncio.gather(self._read_reply(), self._speak())
-            if not self._cancelled:
+            if not self._quiet:
                 await self.player.drain()
         finally:
             self._starts.put_nowait(None)
@@ -228,7 +251,7 @@ class SpeakReply:
     async def _speak(self) -> None:
         index = 0
         while (sentence := await self._sentences.get()) is not None and not self._cancelled:
-            if has_speech(sentence):
+            if has_speech(sentence) and not self._silenced:
                 await self._speak_sentence(index, sentence)
                 index += 1
 
@@ -240,9 +263,9 @@ class SpeakReply:
         first = True
         async for result in self._tts:
             if result.error is not None:
-                self._stop("speech synthesis failed", result.error)
+                self._silence("speech synthesis failed", result.error)
             audio = result.outputs.get("audio")
-            if self._cancelled or not audio:
+            if self._quiet or not audio:
                 continue
             try:
                 placed = self.player.play(
@@ -250,7 +273,7 @@ class SpeakReply:
                     index,
                 )
             except BreezeError as exc:  # the device went away (E501)
-                self._stop("no audio output", exc.error)
+                self._silence("no audio output", exc.error)
                 continue
             if first:
                 first = False
@@ -265,7 +288,7 @@ class SpeakReply:
         """SentencePlaying when playback reaches each sentence's first sample."""
         while (start := await self._starts.get()) is not None:
             index, text, start_ms = start
-            while not self._cancelled:
+            while not self._quiet:
                 ahead_ms = start_ms - self.player.played_ms
                 if ahead_ms <= 0:
                     self._events.put_nowait(SentencePlaying(index, text))

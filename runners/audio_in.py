@@ -35,7 +35,6 @@ __all__ = [
 
 log = logging.getLogger("breeze.audio_in")
 
-MUTED_DBFS = -120.0  # the level reported for a muted microphone: silence
 STALL_S = 3.0  # a microphone silent (no callbacks at all) this long is an error, not a hang
 _QUEUE_BLOCKS = 100  # blocks kept for a slow reader (10 s of 100 ms blocks); the oldest go
 
@@ -102,6 +101,8 @@ class Microphone:
     The device records mono at `sample_rate` when it can; otherwise at its own rate and
     channel count (or at `device_rate` when given), converted here. Use as a context manager
     or `open()`/`close()`; `read()` blocks up to a timeout; `async for` iterates the frames.
+    While `mute` is set, what is captured is silence (Breeze's own voice must not be
+    dictated): the stream's timing goes on, and an utterance in progress is finalized.
     """
 
     def __init__(
@@ -111,8 +112,10 @@ class Microphone:
         *,
         block_ms: int = 100,
         device_rate: int | None = None,
+        mute: Mute | None = None,
     ) -> None:
         self.device = device
+        self.mute = mute
         self.sample_rate = sample_rate
         self.block_ms = block_ms
         self.device_rate = device_rate
@@ -185,6 +188,8 @@ class Microphone:
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         block = bytes(indata)  # PortAudio reuses its buffer after the callback returns
+        if self.mute is not None and self.mute.is_set():
+            block = bytes(len(block))  # muted as it is captured, however late it is read
         while True:
             try:
                 self._queue.put_nowait(block)
@@ -292,19 +297,13 @@ class PcmSource(AudioSource):
 
 
 class MicSource(AudioSource):
-    """A live microphone until cancelled, or for `max_seconds` when given (then "length").
-
-    While `mute` is set its frames are silence: the recognizer hears nothing (Breeze's own
-    voice, say), the stream's timing goes on, and the utterance in progress is finalized."""
+    """A live microphone until cancelled, or for `max_seconds` when given (then "length")."""
 
     kind = "microphone"
 
-    def __init__(
-        self, microphone: Microphone, max_seconds: float | None, mute: Mute | None = None
-    ) -> None:
+    def __init__(self, microphone: Microphone, max_seconds: float | None) -> None:
         self.microphone = microphone
         self.limit_ms = 1000.0 * max_seconds if max_seconds else None
-        self.mute = mute
 
     def info(self) -> dict[str, Any]:
         mic = self.microphone
@@ -321,9 +320,6 @@ class MicSource(AudioSource):
                     )
                 continue
             last = time.monotonic()
-            if self.mute is not None and self.mute.is_set():
-                frame = Frame(bytes(len(frame.pcm)), frame.sample_rate, frame.start_ms,
-                              MUTED_DBFS)
             yield frame
             if self.limit_ms is not None and frame.end_ms >= self.limit_ms:
                 self.finish_reason = "length"
@@ -348,7 +344,7 @@ INPUT_PARAMS = (  # what `open_source` reads from a request's params
 def open_source(inputs: Mapping[str, Any], params: Mapping[str, Any], rate: int) -> AudioSource:
     """The request's audio as frames at `rate`: 'audio' bytes (at params' sample_rate) or the
     'microphone' (a device name, index or '' for the default), optionally with a 'mute'
-    (see MicSource). E400 for bad input."""
+    (see Microphone). E400 for bad input."""
     chunk_ms = int(params.get("chunk_ms") or 100)
     if ("audio" in inputs) == ("microphone" in inputs):
         raise BreezeError("E400", "speech recognition needs one input: 'audio' or 'microphone'")
@@ -358,6 +354,7 @@ def open_source(inputs: Mapping[str, Any], params: Mapping[str, Any], rate: int)
     if not isinstance(device, str | int) or isinstance(device, bool):
         raise BreezeError("E400", f"'microphone' must be a device name or index, got {device!r}")
     microphone = Microphone(
-        device, rate, block_ms=chunk_ms, device_rate=params.get("device_rate")
+        device, rate, block_ms=chunk_ms, device_rate=params.get("device_rate"),
+        mute=inputs.get("mute"),
     ).open()
-    return MicSource(microphone, params.get("max_seconds"), inputs.get("mute"))
+    return MicSource(microphone, params.get("max_seconds"))

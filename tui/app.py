@@ -70,7 +70,8 @@ class BreezeApp(App[None]):
     async def on_unmount(self) -> None:
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
-        await self.engine.aclose()  # stops dictation (the microphone closes) and speech
+        self.chat.stop_voice()
+        await self.engine.aclose()
         self.voice.close()
 
     @work(exclusive=True, group="preload")

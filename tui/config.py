@@ -4,6 +4,7 @@ and [runners.<name>] tables."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -14,6 +15,7 @@ from engine.guardian import GuardianSettings, make_guard
 log = logging.getLogger("breeze.config")
 
 AUTO_SEND_MAX_S = 30.0
+LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*")  # en, ko, pt-BR
 
 
 @dataclass
@@ -27,28 +29,34 @@ class VoiceConfig:
     auto_send_seconds: float = 0.0  # send the prompt after this long without speech; 0: off
 
     @classmethod
-    def from_mapping(cls, table: dict[str, Any]) -> VoiceConfig:
+    def from_mapping(cls, table: Any) -> VoiceConfig:
         """The table's valid values; a bad one keeps its default and is logged, not fatal."""
         voice = cls()
+        if not isinstance(table, dict):
+            log.warning("[voice] is not a table: the defaults apply")
+            return voice
         for name in (f.name for f in fields(cls)):
             if name in table:
                 try:
-                    setattr(voice, name, _coerce(table[name], getattr(voice, name)))
+                    setattr(voice, name, _coerce(name, table[name], getattr(voice, name)))
                 except ValueError:
                     log.warning("[voice] %s = %r is not valid: ignored", name, table[name])
         return voice
 
 
-def _coerce(value: Any, default: Any) -> Any:
+def _coerce(name: str, value: Any, default: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError(value)
     if isinstance(default, float):
         if isinstance(value, int | float) and 0 <= value <= AUTO_SEND_MAX_S:
             return float(value)
         raise ValueError(value)
-    if isinstance(value, str | int):
-        return str(value).strip()
-    raise ValueError(value)
+    if not isinstance(value, str | int):
+        raise ValueError(value)
+    text = str(value).strip()
+    if name == "language" and text and not LANGUAGE_CODE.fullmatch(text):
+        raise ValueError(value)
+    return text
 
 
 @dataclass
@@ -72,7 +80,7 @@ def load_app_config() -> AppConfig:
         runner_params={name: dict(table) for name, table in runners.items()},
         speak_replies=bool(app.get("speak_replies", False)),
         guardian=dict(config.get("guardian", {})),
-        voice=VoiceConfig.from_mapping(dict(config.get("voice", {}))),
+        voice=VoiceConfig.from_mapping(config.get("voice", {})),
     )
 
 

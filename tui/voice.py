@@ -20,8 +20,13 @@ class DictationText:
     once each) and the utterance in progress (shown dimmed until it is final)."""
 
     def __init__(self) -> None:
-        self.inserted = 0  # finalized utterances already handed out
+        self.finalized = 0  # utterances finalized so far
         self.partial = ""
+        self._skip = False  # the utterance in progress was sent as a partial
+
+    def skip_utterance(self) -> None:
+        """The utterance in progress went out as it stood: drop its final."""
+        self._skip, self.partial = bool(self.partial), ""
 
     def update(self, result: InferenceResult) -> list[str]:
         """The finals to insert; `self.partial` is then the utterance in progress."""
@@ -31,14 +36,15 @@ class DictationText:
         meta = result.metadata
         if not result.partial:  # the last utterance is finalized when the stream ends
             segments = [str(s.get("text", "")) for s in meta.get("segments") or []]
-            finals, self.partial = segments[self.inserted:], ""
+            finals, self.partial = segments[self.finalized:], ""
         elif meta.get("is_final"):
             finals, self.partial = [str(result.outputs.get("segment", ""))], ""
         else:
-            finals, self.partial = [], str(result.outputs.get("segment", ""))
-        finals = [text.strip() for text in finals if text.strip()]
-        self.inserted += len(finals)
-        return finals
+            finals, self.partial = [], "" if self._skip else str(result.outputs.get("segment", ""))
+        self.finalized += len(finals)
+        if self._skip and finals:
+            finals, self._skip = finals[1:], False
+        return [text.strip() for text in finals if text.strip()]
 
 
 class Voice:
@@ -54,7 +60,9 @@ class Voice:
     def dictate(self) -> Handle:
         """Start listening; cancel the handle to stop (the microphone is closed then)."""
         voice = self.config.voice
-        params: dict[str, Any] = {"language": voice.language} if voice.language else {}
+        params: dict[str, Any] = {"stream_mode": "chunk"}  # a result each chunk, whatever
+        if voice.language:                                 # the runner's saved mode
+            params["language"] = voice.language
         device: str | int = voice.microphone
         if isinstance(device, str) and device.isdigit():
             device = int(device)
@@ -79,7 +87,7 @@ class Voice:
     def speak(self, llm_request: InferenceRequest, llm_runner: str | None) -> SpeakReply:
         """Speak the reply to `llm_request` as it is written (after `open_speaker`)."""
         assert self._player is not None, "open_speaker() first"
-        return speak_reply(self.engine, llm_request, self._player,
+        return speak_reply(self.engine, llm_request, _MutingPlayer(self._player, self.mute),
                            SpeechSettings(llm_runner=llm_runner))
 
     @property
@@ -90,3 +98,27 @@ class Voice:
         player, self._player = self._player, None
         if player is not None:
             player.close()
+
+
+class _MutingPlayer:
+    """The speaker, muting the microphone before each piece of audio it is given: muting
+    when the chat screen hears of the audio could let its first syllable into dictation.
+    The screen unmutes once the speech is over."""
+
+    def __init__(self, player: Any, mute: threading.Event) -> None:
+        self._player, self._mute = player, mute
+
+    @property
+    def played_ms(self) -> float:
+        return float(self._player.played_ms)
+
+    def play(self, pcm: bytes, sample_rate: int | None = None, channels: int = 1,
+             mark: Any = None) -> Any:
+        self._mute.set()
+        return self._player.play(pcm, sample_rate, channels, mark)
+
+    def cancel(self) -> None:
+        self._player.cancel()
+
+    async def drain(self) -> None:
+        await self._player.drain()

@@ -110,14 +110,34 @@ async def test_cancel_stops_the_reply_the_synthesis_and_the_sound(engine, llm, t
     assert heard <= heard_ms + 60, f"{heard - heard_ms:.0f} ms of sound after the cancel"
 
 
-async def test_a_synthesis_error_stops_the_reply(engine, player):
+async def test_a_synthesis_error_silences_the_speech_not_the_reply(engine, player):
     settings = SpeechSettings(tts_params={"voice": "no-such-voice"})
-    speech = speak_reply(engine, ask("Tell me about the moon.", 300), player, settings)
+    speech = speak_reply(engine, ask("Tell me about the moon.", 60), player, settings)
     done = await speech.result()
     assert done.finish_reason == "error" and done.error is not None
     assert done.error.code == "E400" and "no-such-voice" in done.error.message
-    assert done.reply.metadata["finish_reason"] == "cancelled"
+    assert done.reply.ok and done.reply.metadata["finish_reason"] in ("stop", "length")
+    assert done.reply.metadata["tokens_generated"] > 10, "the reply was cut short"
     assert done.sentences == 0 and player.first_sample_at is None
+
+
+async def test_silence_stops_the_sound_and_the_reply_goes_on(engine, player):
+    speech = speak_reply(engine, ask("Write a long story about the sea.", 400), player)
+    after: list = []
+    silenced = False
+    async for event in speech:
+        if silenced:
+            after.append(event)
+        if isinstance(event, SentencePlaying) and not silenced:
+            assert player.pending_ms > 0
+            speech.silence()
+            silenced = True
+            assert player.pending_ms == 0, "the queued sound was not dropped"
+    done = speech.done
+    assert done.error is None and done.finish_reason in ("stop", "length")
+    assert done.reply.metadata["tokens_generated"] > 60
+    assert not any(isinstance(e, SentenceAudio) for e in after), "it went on speaking"
+    assert any(isinstance(e, ReplyText) for e in after), "the reply stopped with the sound"
 
 
 async def test_a_reply_that_fails_ends_with_its_error(engine, player):

@@ -243,7 +243,7 @@ def test_a_muted_mic_source_sends_silence_until_unmuted(asr_sink, tmp_path):
         player.wait(timeout=15)
     muted = [f for f in frames if f.start_ms < 1500]
     heard = [f for f in frames if f.start_ms >= 2000]
-    assert all(f.pcm == bytes(len(f.pcm)) and f.level_dbfs == -120.0 for f in muted)
+    assert muted and all(f.pcm == bytes(len(f.pcm)) and f.level_dbfs == -120.0 for f in muted)
     assert sum(f.level_dbfs > -15 for f in heard) >= 5, [f.level_dbfs for f in heard]
     assert [f.start_ms for f in frames] == [100.0 * i for i in range(len(frames))]
 

@@ -57,6 +57,8 @@ class ChatScreen(Screen[None]):
         self.voice = voice
         self.model_ready = False
         self.dictation: Handle | None = None  # the microphone, while dictating
+        self._words: DictationText | None = None  # what dictation did to the prompt
+        self._dictated: str | None = None  # the prompt as dictation left it, not yet sent
         self.speech: SpeakReply | None = None  # the reply being spoken
 
     def compose(self) -> ComposeResult:
@@ -103,7 +105,7 @@ class ChatScreen(Screen[None]):
 
     @on(Button.Pressed, "#send")
     async def _send_pressed(self) -> None:
-        text = self.query_one(PromptInput).text.strip()
+        text = self.query_one(PromptInput).text_with_partial.strip()
         if text:
             await self.send(text)
 
@@ -111,7 +113,12 @@ class ChatScreen(Screen[None]):
         if self.busy:
             self.notify("A reply is still running: press Esc to stop it.", severity="warning")
             return
-        self.query_one(PromptInput).clear()
+        prompt = self.query_one(PromptInput)
+        if self._words is not None and prompt.suggestion:
+            self._words.skip_utterance()  # it was sent as it stood: its final must not follow
+            prompt.show_partial("")
+        prompt.clear()
+        self._dictated = None
         message_id = self.conversation.add_user(text)
         self.query_one("#title", Static).update(self.conversation.title)
         await self._mount(MessageView("user", text, message_id=message_id))
@@ -180,9 +187,7 @@ class ChatScreen(Screen[None]):
 
     def _speech_event(self, event: SpeechEvent, view: MessageView) -> None:
         bar = self.query_one(SpeechBar)
-        if isinstance(event, SentenceAudio):
-            self.voice.mute.set()  # before it is heard: dictation must not take it down
-            self.status.mic_muted = True
+        if isinstance(event, SentenceAudio):  # the microphone is muted already (Voice)
             bar.queued(event.start_ms, event.end_ms)
         elif isinstance(event, SentencePlaying):
             bar.playing(event.index, event.text)
@@ -196,19 +201,20 @@ class ChatScreen(Screen[None]):
                         severity="error", timeout=10)
 
     def _speech_ended(self, speech: SpeakReply, view: MessageView) -> None:
-        view.remove_class("-speaking")
         if self.speech is not speech:
             return
         self.speech = None
+        self.set_timer(UNMUTE_AFTER_S, self._unmute)
+        if not self.is_attached:  # the app is closing
+            return
+        view.remove_class("-speaking")
         self.query_one(SpeechBar).stop()
         if self.status.state == "speaking":
             self.status.state = "ready"
-        self.set_timer(UNMUTE_AFTER_S, self._unmute)
 
     def _unmute(self) -> None:
         if self.speech is None:
             self.voice.mute.clear()
-            self.status.mic_muted = False
 
     async def _finished(self, reply: Reply, view: MessageView) -> None:
         result = reply.result
@@ -275,6 +281,8 @@ class ChatScreen(Screen[None]):
     async def action_new_chat(self) -> None:
         if self.busy:
             self.action_cancel()
+        elif self.speech is not None:
+            self.speech.cancel()
         conversation = Conversation(self.conversation.engine, self.conversation.store)
         conversation.params, conversation.runner = (
             self.conversation.params, self.conversation.runner)
@@ -293,10 +301,10 @@ class ChatScreen(Screen[None]):
     async def listen(self) -> None:
         """Dictate into the prompt until stopped; with auto-send, a pause sends it."""
         prompt = self.query_one(PromptInput)
-        words = DictationText()
+        words = self._words = DictationText()
         self.dictation = handle = self.voice.dictate()
         self._show_dictation(True)
-        heard_at, unsent = time.monotonic(), False
+        heard_at = time.monotonic()
         try:
             async for result in handle:
                 self.status.mic_level = result.metadata.get("level_dbfs")
@@ -308,20 +316,34 @@ class ChatScreen(Screen[None]):
                 if result.error is not None:
                     self.notify(f"dictation: {result.error.code}: {result.error.message}",
                                 severity="error", timeout=10)
+                if finals:
+                    self._dictated = prompt.text
                 if finals or words.partial:
-                    heard_at, unsent = time.monotonic(), unsent or bool(finals)
-                elif unsent and self._auto_send_due(heard_at):
-                    unsent = False
+                    heard_at = time.monotonic()
+                elif self._auto_send_due(heard_at):
                     await self.send(prompt.text.strip())
         finally:
-            prompt.show_partial("")
-            self.dictation = None
-            self._show_dictation(False)
+            handle.cancel()  # a cancelled worker (the app closing) must close the microphone
+            if self.dictation is handle:
+                self.dictation, self._words = None, None
+            if self.is_attached:
+                prompt.show_partial("")
+                self._show_dictation(False)
 
     def _auto_send_due(self, heard_at: float) -> bool:
+        """A pause after dictation, and the prompt is as dictation left it (never text the
+        user typed or is still correcting)."""
         pause = self.voice.config.voice.auto_send_seconds
+        text = self.query_one(PromptInput).text
         return (bool(pause) and time.monotonic() - heard_at >= pause and not self.busy
-                and bool(self.query_one(PromptInput).text.strip()))
+                and text == self._dictated and bool(text.strip()))
+
+    def stop_voice(self) -> None:
+        """Close the microphone and silence the speaker (the app is closing)."""
+        if self.dictation is not None:
+            self.dictation.cancel()
+        if self.speech is not None:
+            self.speech.cancel("the app is closing")
 
     def _show_dictation(self, on: bool) -> None:
         button = self.query_one("#mic", Button)
@@ -334,7 +356,8 @@ class ChatScreen(Screen[None]):
         config = self.voice.config
         config.speak_replies = not config.speak_replies
         if not config.speak_replies and self.speech is not None:
-            self.speech.cancel()
+            self.speech.silence()  # the reply itself goes on
+            self.set_timer(UNMUTE_AFTER_S, self.voice.mute.clear)
         self.show_speech_setting()
         try:
             save_app_config(config)

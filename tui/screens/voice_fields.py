@@ -3,8 +3,6 @@ tone), spoken replies, and dictation's language, runner and auto-send pause."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,11 +12,10 @@ from textual.worker import get_current_worker
 
 from engine import BreezeError, Capability, Registry
 
-from ..config import AUTO_SEND_MAX_S, AppConfig, VoiceConfig
+from ..config import AUTO_SEND_MAX_S, LANGUAGE_CODE, AppConfig, VoiceConfig
 from ..widgets.level_meter import LevelMeter
 
 DEFAULT = "System default"
-_LANGUAGE = re.compile(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*")
 
 
 def _devices(kind: str) -> list[str]:
@@ -84,7 +81,7 @@ class VoiceFields(Vertical):
         yield Static("", id="error-voice-auto-send", classes="field-error")
 
     def on_mount(self) -> None:
-        self.watch_level(self.voice.microphone)
+        self.watch_level(self.voice.microphone, self.query_one(LevelMeter))
 
     @property
     def speak_replies(self) -> bool:
@@ -96,15 +93,15 @@ class VoiceFields(Vertical):
 
     @on(Select.Changed, "#voice-microphone")
     def _microphone_changed(self, event: Select.Changed) -> None:
-        self.watch_level(event.value if isinstance(event.value, str) else "")
+        device = event.value if isinstance(event.value, str) else ""
+        self.watch_level(device, self.query_one(LevelMeter))
 
     @work(exclusive=True, group="mic-level", thread=True)
-    def watch_level(self, device: str) -> None:
+    def watch_level(self, device: str, meter: LevelMeter) -> None:
         """The chosen microphone's level, live, while the settings are open. The whole loop
         runs in its thread, so the device is closed there however the worker ends."""
         from runners.audio_in import Microphone
 
-        meter = self.query_one(LevelMeter)
         worker = get_current_worker()
         self.app.call_from_thread(meter.show, None, "")
         try:
@@ -141,7 +138,7 @@ class VoiceFields(Vertical):
         language = self.query_one("#voice-language", Input).value.strip()
         language_error = self.query_one("#error-voice-language", Static)
         language_error.update("")
-        if language and not _LANGUAGE.fullmatch(language):
+        if language and not LANGUAGE_CODE.fullmatch(language):
             language_error.update(f"E400: {language!r} is not a language code (en, ko, pt-BR)")
             ok = False
         raw = self.query_one("#voice-auto-send", Input).value.strip() or "0"

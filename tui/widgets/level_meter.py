@@ -6,6 +6,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 FLOOR_DBFS = -60.0
+SILENT_DBFS = -90.0  # digital silence, or a muted microphone
 
 
 def level_bar(level_dbfs: float | None, width: int = 10) -> str:
@@ -30,4 +31,6 @@ class LevelMeter(Static):
             return f"{level_bar(None, 20)}  {self.problem}"
         if self.level is None:
             return f"{level_bar(None, 20)}  no signal"
+        if self.level <= SILENT_DBFS:
+            return f"{level_bar(None, 20)}  silent"
         return f"{level_bar(self.level, 20)}  {self.level:.0f} dBFS"

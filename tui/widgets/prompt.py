@@ -26,7 +26,28 @@ class PromptInput(TextArea):
     def add_final(self, text: str) -> None:
         """A finalized utterance, inserted at the cursor as editable text."""
         self.suggestion = ""
-        self.insert(self._spaced(text))
+        row, column = self.cursor_location
+        after = self.document.get_line(row)[column:]
+        spaced = self._spaced(text)
+        self.insert(spaced + " " if after[:1].strip() else spaced)
+        if after[:1].strip():  # before the text that follows, like the partial was shown
+            self.move_cursor_relative(columns=-1)
+
+    @property
+    def text_with_partial(self) -> str:
+        """The text as it looks: with the dictated partial at the cursor."""
+        if not self.suggestion:
+            return self.text
+        row, column = self.cursor_location
+        lines = self.text.split("\n")
+        lines[row] = lines[row][:column] + self.suggestion + lines[row][column:]
+        return "\n".join(lines)
+
+    def action_cursor_right(self, select: bool = False) -> None:
+        """Move right; never take the dictated partial in as text (its final will come)."""
+        partial, self.suggestion = self.suggestion, ""
+        super().action_cursor_right(select)
+        self.suggestion = partial
 
     def _spaced(self, text: str) -> str:
         row, column = self.cursor_location
@@ -39,7 +60,7 @@ class PromptInput(TextArea):
         if event.key == "enter":
             event.stop()
             event.prevent_default()
-            text = self.text.strip()
+            text = self.text_with_partial.strip()
             if text:
                 self.post_message(self.Submitted(self, text))
             return
