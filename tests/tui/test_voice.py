@@ -106,11 +106,12 @@ async def test_replies_are_spoken_with_progress_and_the_sentence_heard(make_app)
             await app.chat.send("Name three colours. Then name three animals.")
             await wait_for(pilot, lambda: bar.sentence >= 0, within=90)
             view = list(app.chat.query(MessageView))[-1]
-            progress, sentences, speaking = [], [], []
+            progress, sentences, speaking, sources = [], [], [], []
             while bar.display:
                 progress.append((bar.heard_ms, bar.percent))
                 sentences.append(str(app.chat.query_one("#speech-sentence").render()))
                 speaking.append(view.has_class("-speaking"))
+                sources.append(view.body.source)
                 await pilot.pause(0.1)
             recorder.wait_quiet()
         reply = app.store.messages(app.conversation.session_id)[-1]
@@ -120,6 +121,10 @@ async def test_replies_are_spoken_with_progress_and_the_sentence_heard(make_app)
         heard = {s.split(" ", 2)[-1].rstrip("…") for s in sentences if s.startswith("▶")}
         assert heard and all(part in reply.content for part in heard), (heard, reply.content)
         assert any(speaking) and not view.has_class("-speaking")
+        bold = {m for source in sources for m in re.findall(r"\*\*(.+?)\*\*", source)}
+        assert bold and all(b in reply.content for b in bold), (bold, reply.content)
+        assert all(any(b[:20] in h for h in heard) for b in bold), (bold, heard)
+        assert view.body.source == reply.content, "the highlight is gone afterwards"
         await pilot.pause(0.5)
         assert not app.voice.mute.is_set(), "the microphone is unmuted after speaking"
 

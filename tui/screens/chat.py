@@ -11,6 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
@@ -166,7 +167,7 @@ class ChatScreen(Screen[None]):
         try:
             async for item in self.conversation.stream(reply):
                 if not isinstance(item, InferenceResult):
-                    self._speech_event(item, view)
+                    await self._speech_event(item, view)
                     continue
                 self.status.update_from(item.metadata)
                 if item.partial:
@@ -179,19 +180,29 @@ class ChatScreen(Screen[None]):
                     continue
                 await self._finished(reply, view)
                 log.scroll_end(animate=False)
+        except NoMatches:
+            if not self._app_closing:
+                raise
         finally:
             if ticker is not None:
                 ticker.stop()
             if reply.speech is not None:
-                self._speech_ended(reply.speech, view)
+                await self._speech_ended(reply.speech, view)
 
-    def _speech_event(self, event: SpeechEvent, view: MessageView) -> None:
+    @property
+    def _app_closing(self) -> bool:
+        """The app is exiting: its widgets are being taken down under running workers (the
+        reply is in the store already; only its view is gone)."""
+        return bool(self.app._exit) or not self.is_attached
+
+    async def _speech_event(self, event: SpeechEvent, view: MessageView) -> None:
         bar = self.query_one(SpeechBar)
         if isinstance(event, SentenceAudio):  # the microphone is muted already (Voice)
             bar.queued(event.start_ms, event.end_ms)
         elif isinstance(event, SentencePlaying):
             bar.playing(event.index, event.text)
             view.add_class("-speaking")
+            await view.highlight(event.text)
             if not self.busy:
                 self.status.state = "speaking"
         elif isinstance(event, SpeechDone) and event.error is not None and (
@@ -200,14 +211,15 @@ class ChatScreen(Screen[None]):
             self.notify(f"speech: {event.error.code}: {event.error.message}",
                         severity="error", timeout=10)
 
-    def _speech_ended(self, speech: SpeakReply, view: MessageView) -> None:
+    async def _speech_ended(self, speech: SpeakReply, view: MessageView) -> None:
         if self.speech is not speech:
             return
         self.speech = None
         self.set_timer(UNMUTE_AFTER_S, self._unmute)
-        if not self.is_attached:  # the app is closing
+        if self._app_closing:
             return
         view.remove_class("-speaking")
+        await view.highlight(None)
         self.query_one(SpeechBar).stop()
         if self.status.state == "speaking":
             self.status.state = "ready"
@@ -326,7 +338,7 @@ class ChatScreen(Screen[None]):
             handle.cancel()  # a cancelled worker (the app closing) must close the microphone
             if self.dictation is handle:
                 self.dictation, self._words = None, None
-            if self.is_attached:
+            if not self._app_closing:
                 prompt.show_partial("")
                 self._show_dictation(False)
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownStream
+
+# A sentence with Markdown inside is not highlighted in the text (the bold could break it);
+# the speech bar still shows it. A list item's marker is left outside the bold.
+_MARKUP = re.compile(r"[*_`\[\]#|<>\n]")
+_LIST_MARKER = re.compile(r"\s*([-+*]|\d+[.)])\s+")
 
 _NOTES = {
     "stopped": "stopped — ctrl+r regenerate · ctrl+g continue",
@@ -26,6 +33,7 @@ class MessageView(Vertical):
         self.text = text
         self.state = state
         self._stream: MarkdownStream | None = None
+        self._highlighted = False
 
     def compose(self) -> ComposeResult:
         yield Static("You" if self.role == "user" else "Breeze", classes="role")
@@ -57,6 +65,22 @@ class MessageView(Vertical):
             self.text = text
             await self.body.update(text)
         self.set_state(state, error)
+
+    async def highlight(self, sentence: str | None) -> None:
+        """Show the sentence being spoken in bold (not while the text still streams in);
+        None shows the text as it is."""
+        if self._stream is not None:
+            return
+        sentence = (sentence or "").strip()
+        marker = _LIST_MARKER.match(sentence)
+        sentence = sentence[marker.end():] if marker else sentence
+        start = self.text.find(sentence) if sentence and not _MARKUP.search(sentence) else -1
+        if start >= 0:
+            end = start + len(sentence)
+            await self.body.update(f"{self.text[:start]}**{sentence}**{self.text[end:]}")
+        elif self._highlighted:
+            await self.body.update(self.text)
+        self._highlighted = start >= 0
 
     def add_note(self, text: str) -> None:
         """A remark under the message (the guardian's warnings, say)."""
