@@ -60,8 +60,9 @@ class Voice:
     def dictate(self) -> Handle:
         """Start listening; cancel the handle to stop (the microphone is closed then)."""
         voice = self.config.voice
-        params: dict[str, Any] = {"stream_mode": "chunk"}  # a result each chunk, whatever
-        if voice.language:                                 # the runner's saved mode
+        # a result every chunk, whatever stream mode the runner's settings name
+        params: dict[str, Any] = {"stream_mode": "chunk"}
+        if voice.language:
             params["language"] = voice.language
         device: str | int = voice.microphone
         if isinstance(device, str) and device.isdigit():
@@ -72,8 +73,8 @@ class Voice:
 
     def open_speaker(self) -> None:
         """Open the speaker (once; again after the device changed). E501 when there is none.
-        Opening takes a moment on the event loop, once: done in a thread, an open cut short by
-        a cancelled task would leave a stream for the garbage collector to close."""
+        It opens on the event loop, taking a moment once: opened in a thread, an open cut
+        short by a cancelled task would leave a stream for the garbage collector to close."""
         device = self.config.voice.speaker
         if self._player is not None and self._player_device == device:
             return

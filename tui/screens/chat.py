@@ -369,6 +369,7 @@ class ChatScreen(Screen[None]):
         config.speak_replies = not config.speak_replies
         if not config.speak_replies and self.speech is not None:
             self.speech.silence()  # the reply itself goes on
+            self.query_one(SpeechBar).stop()
             self.set_timer(UNMUTE_AFTER_S, self.voice.mute.clear)
         self.show_speech_setting()
         try:
