@@ -21,6 +21,7 @@ from tests.http_server import LocalHTTPServer
 
 PAYLOAD = b"GGUF" + os.urandom(300 * 1024 - 4)
 SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
+CORRUPT = PAYLOAD[:1000] + bytes([PAYLOAD[1000] ^ 0xFF]) + PAYLOAD[1001:]  # always differs
 PATH = "/test/Fake-GGUF/resolve/main/fake.gguf"
 
 
@@ -49,7 +50,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if how.mode == "stall":
             time.sleep(0.5)
-        data = PAYLOAD if how.mode != "corrupt" else PAYLOAD[:1000] + b"X" + PAYLOAD[1001:]
+        data = PAYLOAD if how.mode != "corrupt" else CORRUPT
         start = 0
         wanted = self.headers.get("Range")
         if wanted and how.ranges:
