@@ -198,9 +198,7 @@ class SpeakReply:
         self._cancelled = True
         self._error = self._error or error
         self._llm.cancel(reason)
-        if self._tts is not None:
-            self._tts.cancel(reason)
-        self.player.cancel()
+        self._end_sound(reason)
         self._sentences.put_nowait(None)  # wake the speaker
 
     def _silence(self, reason: str, error: RunnerError | None = None) -> None:
@@ -209,6 +207,9 @@ class SpeakReply:
             return
         self._silenced = True
         self._error = self._error or error
+        self._end_sound(reason)
+
+    def _end_sound(self, reason: str) -> None:
         if self._tts is not None:
             self._tts.cancel(reason)
         self.player.cancel()

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from ._engine import parse_params
-from ._output import fail
 
 __all__ = [
     "JsonOption",
@@ -38,10 +37,7 @@ def asr_params(
     param: list[str], model: str | None, language: str | None, words: bool
 ) -> dict[str, Any]:
     """The request params from the shared options (E400 for a malformed -p)."""
-    try:
-        params = parse_params(param)
-    except ValueError as exc:
-        raise fail("E400", str(exc)) from None
+    params = parse_params(param)
     if model is not None:
         params["model"] = model
     if language is not None:

@@ -11,6 +11,7 @@ from engine import Engine, EngineSettings, Handle
 from runners import builtin_registry
 
 from ..config import engine_settings, load_app_config
+from ._output import fail
 
 
 def make_engine(settings: EngineSettings | None = None) -> Engine:
@@ -19,12 +20,13 @@ def make_engine(settings: EngineSettings | None = None) -> Engine:
 
 
 def parse_params(pairs: list[str]) -> dict[str, object]:
-    """`-p key=value` pairs; values are read as JSON when they parse, else as strings."""
+    """`-p key=value` pairs; values are read as JSON when they parse, else as strings.
+    A malformed pair prints E400 and exits."""
     params: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"expected key=value, got {pair!r}")
+            raise fail("E400", f"expected key=value, got {pair!r}")
         try:
             params[key.strip()] = json.loads(value)
         except ValueError:

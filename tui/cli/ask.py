@@ -41,10 +41,7 @@ def ask(
     """Ask the LLM and stream its reply."""
     if prompt == "-":
         prompt = sys.stdin.read()
-    try:
-        params = parse_params(param)
-    except ValueError as exc:
-        raise fail("E400", str(exc)) from None
+    params = parse_params(param)
     if system is not None:
         params["system_prompt"] = system
     if model is not None:
