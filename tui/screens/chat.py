@@ -193,7 +193,7 @@ class ChatScreen(Screen[None]):
     def _app_closing(self) -> bool:
         """The app is exiting: its widgets are being taken down under running workers (the
         reply is in the store already; only its view is gone)."""
-        return bool(self.app._exit) or not self.is_attached
+        return not self.app._running or not self.is_attached
 
     async def _speech_event(self, event: SpeechEvent, view: MessageView) -> None:
         bar = self.query_one(SpeechBar)
