@@ -49,10 +49,11 @@ async def _app_run(delays: list[float]) -> float:
                     await pilot.pause(0.05)
                 app.conversation.params = dict(PARAMS)
                 await app.chat.send(PROMPT)
-                while app.conversation.reply is not None:
-                    # not pilot.pause(): it posts a callback to every widget each time, work
-                    # a user's app never does
-                    await asyncio.sleep(0.05)
+                # awaited, not polled with pilot.pause(): that posts a callback to every
+                # widget each time, work a user's app never does
+                for worker in app.chat.workers:
+                    if worker.group == "reply":
+                        await worker.wait()
                 message = app.store.messages(app.conversation.session_id)[-1]
                 assert message.metadata is not None
                 return float(message.metadata["tokens_per_second"])

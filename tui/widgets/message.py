@@ -6,7 +6,9 @@ import re
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
+
+from .message_markdown import MessageMarkdown, OneLayoutPass
 
 # A sentence with Markdown inside is not highlighted in the text (the bold could break it);
 # the speech bar still shows it. A list item's marker is left outside the bold.
@@ -19,7 +21,7 @@ _NOTES = {
 }
 
 
-class MessageView(Vertical):
+class MessageView(OneLayoutPass, Vertical):
     """Renders a message; the screen feeds it text, it never talks to a model."""
 
     can_focus = True
@@ -36,15 +38,15 @@ class MessageView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("You" if self.role == "user" else "Breeze", classes="role")
-        yield Markdown(self.text, classes="body")
+        yield MessageMarkdown(self.text, classes="body")
         yield Static("", classes="note")
 
     def on_mount(self) -> None:
         self.set_state(self.state)
 
     @property
-    def body(self) -> Markdown:
-        return self.query_one(".body", Markdown)
+    def body(self) -> MessageMarkdown:
+        return self.query_one(".body", MessageMarkdown)
 
     async def append(self, delta: str) -> None:
         """Add streamed text. One batch for the whole change: the block updated and the blocks
