@@ -134,7 +134,9 @@ class BreezeApp(App[None]):
         panel.display = not panel.display
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title != "Keys":  # Textual's key panel: Breeze's own help lists every key
+                yield command
         yield SystemCommand("New chat", "Start a new conversation", self.chat.action_new_chat)
         yield SystemCommand("Stop", "Stop the reply, speech and dictation (Esc)",
                             self.chat.action_cancel)

@@ -1,0 +1,34 @@
+"""The command palette (ctrl+p) offers every action that has a key, once each."""
+
+from __future__ import annotations
+
+from tui.screens.chat import ChatScreen
+from tui.screens.sessions import SessionsScreen
+
+from .conftest import wait_for
+
+
+async def test_every_action_with_a_key_is_in_the_palette_once(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 40)):
+        commands = list(app.get_system_commands(app.chat))
+        titles = [command.title for command in commands]
+        assert len(titles) == len(set(titles)), f"two commands share a title: {titles}"
+        callbacks = [command.callback for command in commands]
+        bound = [(app, b.action) for b in app.BINDINGS] + [(app.chat, b.action)
+                                                             for b in ChatScreen.BINDINGS]
+        for owner, action in bound:
+            method = getattr(owner, f"action_{action}")
+            assert method in callbacks, f"{action} has a key but no palette entry"
+
+
+async def test_a_palette_command_runs_its_action(make_app, store):
+    store.new_session("A saved chat")
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"Saved chats")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen), 10)
