@@ -44,13 +44,16 @@ def update_config(key: str, table: Mapping[str, Any]) -> Path:
 
 def write_config(config: Mapping[str, Any]) -> Path:
     path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".toml.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(dump_toml(config))
-    os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(dump_toml(config))
+        os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
+        os.replace(tmp, path)
+    except OSError as exc:  # the file as it was is left in place
+        raise BreezeError("E501", f"cannot write the settings to {path}: {exc.strerror}") from exc
     return path
 
 

@@ -10,7 +10,7 @@ import platformdirs
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from engine import BreezeError, Capability, Engine
 
@@ -47,10 +47,14 @@ class BreezeApp(App[None]):
         self.engine = engine
         self.store = store
         self.config = config
-        self.conversation = Conversation(engine, store, session_id)
         self.voice = Voice(engine, config)
-        self.chat = ChatScreen(self.conversation, self.voice)
+        self.chat = ChatScreen(Conversation(engine, store, session_id), self.voice)
         self._log_handler: PanelHandler | None = None
+
+    @property
+    def conversation(self) -> Conversation:
+        """The chat on screen."""
+        return self.chat.conversation
 
     def on_mount(self) -> None:
         self.push_screen(self.chat)
@@ -83,9 +87,11 @@ class BreezeApp(App[None]):
                 Capability.LLM, runner=self.conversation.runner, params=self.conversation.params
             )
         except BreezeError as exc:
-            self.chat.model_failed(exc)
+            if self._running:
+                self.chat.model_failed(exc)
             return
-        self.chat.model_loaded(info)
+        if self._running:  # not when the app closed while the model loaded
+            self.chat.model_loaded(info)
 
     def action_help(self) -> None:
         bindings = [*self.BINDINGS, *ChatScreen.BINDINGS]
@@ -96,14 +102,16 @@ class BreezeApp(App[None]):
         self.push_screen(SessionsScreen(self.store, export_dir), self._open_session)
 
     async def _open_session(self, session_id: int | None) -> None:
+        """The saved chats closed: open the one chosen, or keep the open one as it now is
+        (renamed, or deleted: then a new chat)."""
+        current = self.conversation.session_id
         if session_id is None:
+            if current is not None and not self.store.has_session(current):
+                await self.chat.open_chat(None)
+            else:
+                self.chat.show_title()
             return
-        self.chat.action_cancel()
-        conversation = Conversation(self.engine, self.store, session_id)
-        conversation.params, conversation.runner = (
-            self.conversation.params, self.conversation.runner)
-        self.conversation = conversation
-        await self.chat.show_conversation(conversation)
+        await self.chat.open_chat(session_id)
 
     def action_settings(self) -> None:
         from engine.models import load_catalog
@@ -128,6 +136,13 @@ class BreezeApp(App[None]):
         self.engine.settings.guard = fresh.guard
         self.notify("Settings saved")
         self.preload()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The help, the saved chats and the settings open from the chat only (not a second
+        time over themselves, or over each other)."""
+        if action in ("help", "sessions", "settings"):
+            return not isinstance(self.screen, ModalScreen)
+        return True
 
     def action_toggle_log(self) -> None:
         panel = self.chat.query_one(LogPanel)

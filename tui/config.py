@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from engine import Capability, EngineSettings
-from engine.config_file import read_config, write_config
+from engine.config_file import read_config, update_config, write_config
 from engine.guardian import GuardianSettings, make_guard
 
 log = logging.getLogger("breeze.config")
@@ -84,12 +84,21 @@ def load_app_config() -> AppConfig:
     )
 
 
-def save_app_config(app_config: AppConfig) -> None:
-    config = read_config()
+def _app_table(app_config: AppConfig) -> dict[str, Any]:
     app: dict[str, Any] = {"speak_replies": app_config.speak_replies}
     if app_config.llm_runner:
         app["llm_runner"] = app_config.llm_runner
-    config["app"] = app
+    return app
+
+
+def save_app_table(app_config: AppConfig) -> None:
+    """Only the [app] table (a toggle): what else the file holds is kept as it is now."""
+    update_config("app", _app_table(app_config))
+
+
+def save_app_config(app_config: AppConfig) -> None:
+    config = read_config()
+    config["app"] = _app_table(app_config)
     config["runners"] = {k: v for k, v in app_config.runner_params.items() if v}
     if app_config.guardian:
         config["guardian"] = app_config.guardian

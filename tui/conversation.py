@@ -27,6 +27,7 @@ class Reply:
     handle: Handle | None
     speech: SpeakReply | None = None
     prefix: str = ""
+    replaces: int | None = None  # a regenerated reply: the message it takes the place of
     text: str = ""
     result: InferenceResult | None = None
     _persisted_at: float = field(default=0.0)
@@ -58,26 +59,29 @@ class Conversation:
     def messages(self) -> list[Message]:
         return self.store.messages(self.session_id) if self.session_id else []
 
-    def history(self) -> list[dict[str, str]]:
+    def history(self, leave_out: int | None = None) -> list[dict[str, str]]:
         """What the model sees: every user message and every reply with text in it (stopped
-        and interrupted replies included, error notices left out)."""
+        and interrupted replies included, error notices and `leave_out` left out)."""
         return [
             {"role": m.role, "content": m.content}
             for m in self.messages()
             if m.role in ("user", "assistant") and m.content and m.state != "error"
+            and m.id != leave_out
         ]
 
     def add_user(self, text: str) -> int:
-        if self.session_id is None:
+        if self.session_id is None or not self.store.has_session(self.session_id):
             self.session_id = self.store.new_session(" ".join(text.split())[:60])
         return self.store.add(self.session_id, "user", text)
 
     def start_reply(
-        self, continue_message: Message | None = None, speak: Speak | None = None
+        self, continue_message: Message | None = None, speak: Speak | None = None,
+        replacing: Message | None = None,
     ) -> Reply:
         """Submit the conversation; a stopped reply given as `continue_message` is extended.
-        With `speak`, the reply is spoken as it is written."""
-        history = self.history()
+        With `speak`, the reply is spoken as it is written. A reply `replacing` another is
+        asked for without it."""
+        history = self.history(leave_out=replacing.id if replacing else None)
         if continue_message is not None:
             message_id, prefix = continue_message.id, continue_message.content
             self.store.update(message_id, prefix, "streaming")
@@ -85,17 +89,18 @@ class Conversation:
             assert self.session_id is not None, "a reply needs a message to answer"
             message_id, prefix = self.store.add(self.session_id, "assistant", "", "streaming"), ""
         request = InferenceRequest({"messages": history}, dict(self.params))
+        replaces = replacing.id if replacing else None
         if speak is not None:
-            self.reply = Reply(message_id, None, speak(request, self.runner), prefix)
+            self.reply = Reply(message_id, None, speak(request, self.runner), prefix, replaces)
         else:
             self.reply = Reply(message_id, self.engine.submit(request, runner=self.runner),
-                               prefix=prefix)
+                               prefix=prefix, replaces=replaces)
         return self.reply
 
     def regenerate(self, message: Message, speak: Speak | None = None) -> Reply:
-        """Drop the reply and ask again."""
-        self.store.remove_message(message.id)
-        return self.start_reply(speak=speak)
+        """Ask again for `message`. It is dropped once the new reply has text; a new reply
+        stopped or failed before any text leaves it in place."""
+        return self.start_reply(speak=speak, replacing=message)
 
     async def stream(self, reply: Reply) -> AsyncIterator[InferenceResult | SpeechEvent]:
         """The reply's results, written to the store as they come and when it ends; for a
@@ -133,6 +138,8 @@ class Conversation:
             cancelled = result.metadata.get("finish_reason") == "cancelled"
             state, error = ("stopped" if cancelled else "complete"), None
         self.store.update(reply.message_id, reply.full_text, state, error, metadata)
+        if reply.replaces is not None:
+            self.store.remove_message(reply.replaces if reply.full_text else reply.message_id)
         if self.reply is reply:
             self.reply = None
 

@@ -91,6 +91,10 @@ class Store:
         ).fetchall()
         return [Session(*row) for row in rows]
 
+    def has_session(self, session_id: int) -> bool:
+        return self._db.execute("SELECT 1 FROM sessions WHERE id = ?",
+                                (session_id,)).fetchone() is not None
+
     def title(self, session_id: int) -> str:
         row = self._db.execute("SELECT title FROM sessions WHERE id=?", (session_id,)).fetchone()
         return row[0] if row else ""
@@ -145,8 +149,24 @@ class Store:
             lines.append(f"## {message.role.capitalize()}")
             lines.append("")
             lines.append(message.content)
-            if message.state not in ("complete", "streaming"):
+            if _open_fence(message.content):  # a reply stopped inside a code block
+                lines.append(_open_fence(message.content))
+            if message.state != "complete":
+                state = "still being written" if message.state == "streaming" else message.state
                 why = f": {message.error}" if message.error else ""
-                lines.append(f"\n*({message.state}{why})*")
+                lines.append(f"\n*({state}{why})*")
             lines.append("")
         return "\n".join(lines)
+
+
+def _open_fence(markdown: str) -> str:
+    """The fence that closes a code block left open at the end of `markdown`, or ""."""
+    fence = ""
+    for line in markdown.splitlines():
+        stripped = line.lstrip()
+        if not fence and stripped.startswith(("```", "~~~")):
+            marker = stripped[0]
+            fence = marker * (len(stripped) - len(stripped.lstrip(marker)))
+        elif fence and stripped.startswith(fence) and not stripped.strip(fence[0]).strip():
+            fence = ""
+    return fence

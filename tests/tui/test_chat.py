@@ -159,6 +159,8 @@ async def test_sessions_resume_rename_delete_export(make_app, store, tmp_path):
         await wait_for(pilot, lambda: not isinstance(app.screen, SessionsScreen))
         assert [v.text for v in views(app)] == ["old question", "old answer"]
         await pilot.press("ctrl+o", "d", "escape")
+        assert first in [s.id for s in store.sessions()], "one key press deleted a chat"
+        await pilot.press("ctrl+o", "d", "d", "escape")
         assert first not in [s.id for s in store.sessions()]
 
 
@@ -175,3 +177,83 @@ async def test_partial_reply_of_a_killed_app_is_kept_as_interrupted(tmp_path):
     assert reopened.interrupted == 1
     assert [m.state for m in reopened.messages(session)] == ["complete", "interrupted"]
     assert reopened.messages(session)[1].content == "half an ans"
+
+
+async def test_leaving_a_chat_mid_reply_saves_the_reply_and_the_app_goes_on(make_app, store):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.conversation.params = {"max_tokens": 2000, "repeat_penalty": 1.0, "temperature": 0}
+        await type_and_send(pilot, "Write a long story about a dragon who learns to fly.")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and len(views(app)[1].text) > 20)
+        left = app.conversation.session_id
+        await pilot.press("ctrl+n")  # a new chat while the reply streams
+        await wait_for(pilot, lambda: store.messages(left)[-1].state == "stopped")
+        assert store.messages(left)[-1].content.strip()
+        assert views(app) == [] and app.is_running
+
+        app.conversation.params = {"max_tokens": 8}
+        await type_and_send(pilot, "Say hello.")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
+        assert app.conversation.session_id != left
+
+
+async def test_deleting_the_open_chat_starts_a_new_one(make_app, store):
+    session = store.new_session("doomed")
+    store.add(session, "user", "old question")
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert [v.text for v in views(app)] == ["old question"]
+        await pilot.press("ctrl+o", "d", "d", "escape")
+        await wait_for(pilot, lambda: views(app) == [])
+        app.conversation.params = {"max_tokens": 4}
+        await type_and_send(pilot, "Hi there.")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
+        kept = app.store.messages(app.conversation.session_id)
+        assert [m.content for m in kept][0] == "Hi there." and app.is_running
+
+
+async def test_renaming_the_open_chat_updates_its_title(make_app, store):
+    session = store.new_session("before")
+    store.add(session, "user", "a question")
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o", "r", "ctrl+u", *"after", "enter", "escape")
+        await wait_for(pilot, lambda: "after" in str(app.chat.query_one("#title").render()))
+
+
+def test_export_closes_a_code_block_a_stopped_reply_left_open(store):
+    session = store.new_session("code")
+    store.add(session, "user", "show code")
+    store.add(session, "assistant", "Here:\n```python\nprint(1)", "stopped")
+    store.add(session, "user", "and then?")
+    store.add(session, "assistant", "half", "streaming")
+    exported = store.export_markdown(session)
+    assert "print(1)\n```\n\n*(stopped)*" in exported
+    assert exported.count("```") == 2
+    assert "*(still being written)*" in exported
+
+
+async def test_a_regenerated_reply_that_fails_before_any_text_keeps_the_old_one(make_app,
+                                                                                 store):
+    session = store.new_session("kept")
+    store.add(session, "user", "Write a long story about a dragon who learns to fly.")
+    store.add(session, "assistant", "The old reply, worth keeping.")
+    app = make_app(session)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.chat.status.state == "ready")
+        app.conversation.params = {"temperature": "hot"}  # the new attempt fails at once
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.chat.status.state == "error")
+        assert any(n.message.startswith("E400") for n in app._notifications)
+        kept = store.messages(session)
+        assert [(m.role, m.content) for m in kept][-1] == (
+            "assistant", "The old reply, worth keeping.")
+        await wait_for(pilot, lambda: [v.text for v in views(app)][-1:] == [kept[-1].content])
+
+        app.conversation.params = {"max_tokens": 6}
+        await pilot.press("ctrl+r")  # this time it runs: the new reply takes the old one's place
+        await wait_for(pilot, lambda: app.conversation.reply is None and
+                       views(app)[-1].state == "complete")
+        replies = [m for m in store.messages(session) if m.role == "assistant"]
+        assert len(replies) == 1 and replies[0].content != "The old reply, worth keeping."
+        assert len(views(app)) == 2

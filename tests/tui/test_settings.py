@@ -75,3 +75,50 @@ async def test_guardian_section_saves_and_applies(make_app):
         await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
         assert read_config()["guardian"]["enabled"] is False
         assert app.engine.settings.guard is None
+
+
+async def test_saving_keeps_what_the_form_does_not_show_and_lists_with_commas(make_app):
+    from tui.config import AppConfig, save_app_config
+
+    save_app_config(AppConfig("llama_cpp", {"llama_cpp": {
+        "stream_mode": "sentence", "stop": ["\n\n", "a, b"], "max_tokens": 9}}))
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("f2")
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        depth = len(app.screen_stack)
+        await pilot.press("f2")  # the app's keys do not open a second settings screen
+        assert app.screen is screen and len(app.screen_stack) == depth
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+    assert read_config()["runners"]["llama_cpp"] == {
+        "stream_mode": "sentence", "stop": ["\n\n", "a, b"], "max_tokens": 9}
+
+
+async def test_the_speech_toggle_keeps_what_was_written_to_the_file_meanwhile(make_app):
+    from engine.config_file import update_config
+
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        update_config("runners", {"llama_cpp": {"max_tokens": 5}})  # by hand, while it runs
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        config = read_config()
+        assert config["app"]["speak_replies"] is True
+        assert config["runners"] == {"llama_cpp": {"max_tokens": 5}}
+        await pilot.press("ctrl+s")
+
+
+async def test_a_settings_file_that_cannot_be_written_is_reported(make_app, tmp_path,
+                                                                  monkeypatch):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the config directory should be")
+    monkeypatch.setenv("BREEZE_CONFIG_DIR", str(blocked / "config"))
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert app.is_running
+        notices = [n.message for n in app._notifications]
+        assert any(n.startswith("E501") and "cannot write the settings" in n for n in notices)

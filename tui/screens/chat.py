@@ -19,7 +19,7 @@ from engine import BreezeError, Handle, InferenceResult
 from engine.guardian import describe
 from engine.speech import SentenceAudio, SentencePlaying, SpeakReply, SpeechDone, SpeechEvent
 
-from ..config import save_app_config
+from ..config import save_app_table
 from ..conversation import Conversation, Reply, Speak
 from ..voice import UNMUTE_AFTER_S, DictationText, Voice
 from ..widgets.message import MessageView
@@ -88,7 +88,7 @@ class ChatScreen(Screen[None]):
 
     async def show_conversation(self, conversation: Conversation) -> None:
         self.conversation = conversation
-        self.query_one("#title", Static).update(conversation.title)
+        self.show_title()
         log = self.query_one("#messages", VerticalScroll)
         await log.remove_children()
         views = [MessageView(m.role, m.content, m.state, m.id) for m in conversation.messages()]
@@ -97,6 +97,9 @@ class ChatScreen(Screen[None]):
             if message.error:
                 view.set_state(message.state, message.error)
         log.scroll_end(animate=False)
+
+    def show_title(self) -> None:
+        self.query_one("#title", Static).update(self.conversation.title)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -121,7 +124,7 @@ class ChatScreen(Screen[None]):
         prompt.clear()
         self._dictated = None
         message_id = self.conversation.add_user(text)
-        self.query_one("#title", Static).update(self.conversation.title)
+        self.show_title()
         await self._mount(MessageView("user", text, message_id=message_id))
         await self._start(self.conversation.start_reply(speak=await self._speaker()))
 
@@ -154,10 +157,11 @@ class ChatScreen(Screen[None]):
         await log.mount(view)
         log.scroll_end(animate=False)
 
-    @work(exclusive=True, group="reply")
+    @work(group="reply")
     async def stream_reply(self, reply: Reply, view: MessageView) -> None:
-        log = self.query_one("#messages", VerticalScroll)
-        shown = len(reply.full_text)
+        """Show the reply as it streams. When the chat is left (a new chat, another chat) the
+        view is gone but the reply is read to its end all the same: its end is saved."""
+        conversation = self.conversation
         bar = self.query_one(SpeechBar)
         ticker = None
         if reply.speech is not None:
@@ -165,29 +169,35 @@ class ChatScreen(Screen[None]):
             bar.start()
             ticker = self.set_interval(0.1, lambda: bar.advance(self.voice.played_ms))
         try:
-            async for item in self.conversation.stream(reply):
-                if not isinstance(item, InferenceResult):
-                    await self._speech_event(item, view)
-                    continue
-                self.status.update_from(item.metadata)
-                if item.partial:
-                    if reply.full_text[shown:]:
-                        self.status.state = "generating"
-                        await view.append(reply.full_text[shown:])
-                        shown = len(reply.full_text)
-                        if log.max_scroll_y - log.scroll_y < 3:
-                            log.scroll_end(animate=False)
-                    continue
-                await self._finished(reply, view)
-                log.scroll_end(animate=False)
-        except NoMatches:
-            if not self._app_closing:
-                raise
+            async for item in conversation.stream(reply):
+                try:
+                    if view.is_attached:
+                        await self._show(item, reply, view)
+                except NoMatches:
+                    if view.is_attached and not self._app_closing:
+                        raise
         finally:
             if ticker is not None:
                 ticker.stop()
             if reply.speech is not None:
                 await self._speech_ended(reply.speech, view)
+
+    async def _show(
+        self, item: InferenceResult | SpeechEvent, reply: Reply, view: MessageView
+    ) -> None:
+        if not isinstance(item, InferenceResult):
+            await self._speech_event(item, view)
+            return
+        log = self.query_one("#messages", VerticalScroll)
+        self.status.update_from(item.metadata)
+        if not item.partial:
+            await self._finished(reply, view)
+            log.scroll_end(animate=False)
+        elif new_text := reply.full_text[len(view.text):]:
+            self.status.state = "generating"
+            await view.append(new_text)
+            if log.max_scroll_y - log.scroll_y < 3:
+                log.scroll_end(animate=False)
 
     @property
     def _app_closing(self) -> bool:
@@ -218,9 +228,10 @@ class ChatScreen(Screen[None]):
         self.set_timer(UNMUTE_AFTER_S, self._unmute)
         if self._app_closing:
             return
-        view.remove_class("-speaking")
-        await view.highlight(None)
         self.query_one(SpeechBar).stop()
+        if view.is_attached:
+            view.remove_class("-speaking")
+            await view.highlight(None)
         if self.status.state == "speaking":
             self.status.state = "ready"
 
@@ -244,6 +255,10 @@ class ChatScreen(Screen[None]):
             state = "ready"
         for note in guardian_notes(result.metadata):
             view.add_note(note)
+        if reply.replaces is not None and not reply.full_text:  # the reply it was to replace
+            await self.show_conversation(self.conversation)    # is kept: shown again
+            if result.error is not None:
+                self.notify(f"{result.error.code}: {result.error.message}", severity="error")
         self.status.state = state  # last: the screen is whole when the state says so
 
     # -- actions ---------------------------------------------------------------------------
@@ -291,13 +306,18 @@ class ChatScreen(Screen[None]):
             self.notify("Reply copied")
 
     async def action_new_chat(self) -> None:
+        await self.open_chat(None)
+
+    async def open_chat(self, session_id: int | None) -> None:
+        """Leave this chat for a saved one, or a new one (None): its reply and speech stop,
+        the runner and parameters chosen stay."""
         if self.busy:
             self.action_cancel()
         elif self.speech is not None:
             self.speech.cancel()
-        conversation = Conversation(self.conversation.engine, self.conversation.store)
-        conversation.params, conversation.runner = (
-            self.conversation.params, self.conversation.runner)
+        old = self.conversation
+        conversation = Conversation(old.engine, old.store, session_id)
+        conversation.params, conversation.runner = old.params, old.runner
         await self.show_conversation(conversation)
 
     # -- voice -----------------------------------------------------------------------------
@@ -373,7 +393,7 @@ class ChatScreen(Screen[None]):
             self.set_timer(UNMUTE_AFTER_S, self.voice.mute.clear)
         self.show_speech_setting()
         try:
-            save_app_config(config)
+            save_app_table(config)
         except BreezeError as exc:
             self.notify(str(exc.error), severity="error")
 

@@ -29,10 +29,11 @@ class SessionsScreen(ModalScreen[int | None]):
         super().__init__()
         self.store = store
         self.export_dir = export_dir
+        self._to_delete: int | None = None  # asked once
 
     def compose(self) -> ComposeResult:
         with Vertical(id="sessions"):
-            yield Static("Chats — enter open · r rename · d delete · e export · esc close",
+            yield Static("Chats — enter open · r rename · d d delete · e export · esc close",
                          classes="title")
             yield OptionList(id="session-list")
             yield Input(placeholder="New title, then enter", id="rename")
@@ -41,14 +42,15 @@ class SessionsScreen(ModalScreen[int | None]):
         self.query_one("#rename", Input).display = False
         self._refresh()
 
-    def _refresh(self) -> None:
+    def _refresh(self, highlight: int = 0) -> None:
+        self._to_delete = None
         options = self.query_one(OptionList)
         options.clear_options()
         for s in self.store.sessions():
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
             options.add_option(Option(f"{s.title}  ({s.messages} messages, {when})", id=str(s.id)))
         if options.option_count:
-            options.highlighted = 0
+            options.highlighted = min(highlight, options.option_count - 1)
         options.focus()
 
     def _selected(self) -> int | None:
@@ -77,16 +79,31 @@ class SessionsScreen(ModalScreen[int | None]):
         self._refresh()
 
     def action_delete(self) -> None:
+        """d asks, a second d deletes (one key must not lose a chat)."""
         session_id = self._selected()
-        if session_id is not None:
-            self.store.delete(session_id)
-            self._refresh()
+        if session_id is None:
+            return
+        if self._to_delete != session_id:
+            self._to_delete = session_id
+            self.notify(f"Press d again to delete “{self.store.title(session_id)}”.",
+                        severity="warning", timeout=5)
+            return
+        index = self.query_one(OptionList).highlighted or 0
+        self.store.delete(session_id)
+        self._refresh(index)
+
+    def on_option_list_option_highlighted(self) -> None:
+        self._to_delete = None
 
     def action_export(self) -> None:
         session_id = self._selected()
         if session_id is None:
             return
-        self.export_dir.mkdir(parents=True, exist_ok=True)
         path = self.export_dir / f"breeze-chat-{session_id}.md"
-        path.write_text(self.store.export_markdown(session_id), encoding="utf-8")
+        try:
+            self.export_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.store.export_markdown(session_id), encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"E501: cannot write {path}: {exc.strerror}", severity="error")
+            return
         self.notify(f"Exported to {path}")

@@ -5,6 +5,7 @@ speaker with a test tone, dictation), validated before anything is saved."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from textual import on
@@ -115,8 +116,12 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
         if not (ok and voice_ok):
             self.notify("Some values are not valid: nothing was saved.", severity="error")
             return
+        # keys the form does not show (stream_mode, language, a hand-written key) are kept
+        shown = {"model", "system_prompt", *(spec.name for spec in self._specs())}
+        kept = {k: v for k, v in self.config.runner_params.get(self.runner, {}).items()
+                if k not in shown}
         runner_params = dict(self.config.runner_params)
-        runner_params[self.runner] = params
+        runner_params[self.runner] = {**kept, **params}
         self.dismiss(dataclasses.replace(
             self.config, llm_runner=self.runner, runner_params=runner_params,
             guardian=self._guardian_table(), voice=voice_config,
@@ -155,14 +160,23 @@ def _describe(spec: ParamSpec) -> str:
 
 
 def _show(value: Any) -> str:
+    """Lists as "a, b"; as JSON when an item would not survive that (a comma, a newline)."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return ", ".join(value)
+        plain = all(isinstance(v, str) and "," not in v and v.isprintable() and v == v.strip()
+                    and v for v in value)
+        return ", ".join(value) if plain else json.dumps(value)
     return str(value)
 
 
 def _parse(raw: str, spec: ParamSpec) -> Any:
-    if spec.type is list:
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    return raw
+    if spec.type is not list:
+        return raw
+    if raw.startswith("["):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            message = f"parameter {spec.name!r} is not a JSON list: {exc.msg}"
+            raise BreezeError("E400", message) from None
+    return [part.strip() for part in raw.split(",") if part.strip()]
