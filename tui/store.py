@@ -149,8 +149,8 @@ class Store:
             lines.append(f"## {message.role.capitalize()}")
             lines.append("")
             lines.append(message.content)
-            if _open_fence(message.content):  # a reply stopped inside a code block
-                lines.append(_open_fence(message.content))
+            if fence := _open_fence(message.content):  # a reply stopped inside a code block
+                lines.append(fence)
             if message.state != "complete":
                 state = "still being written" if message.state == "streaming" else message.state
                 why = f": {message.error}" if message.error else ""
