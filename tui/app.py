@@ -22,7 +22,7 @@ from .screens.sessions import SessionsScreen
 from .screens.settings import SettingsScreen
 from .store import Store
 from .voice import Voice
-from .widgets.log_panel import LogPanel, PanelHandler
+from .widgets.log_panel import PanelHandler
 
 # Text updates per second the app paints: enough to read as live, few enough that painting
 # leaves the CPU to generation on a two-core laptop.
@@ -58,10 +58,7 @@ class BreezeApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(self.chat)
-        panel = LogPanel()
-        self.chat.mount(panel)
-        panel.display = False
-        self._log_handler = PanelHandler(self, panel)
+        self._log_handler = PanelHandler(self, self.chat.log_panel)
         root = logging.getLogger()
         root.addHandler(self._log_handler)
         if root.getEffectiveLevel() > logging.INFO:
@@ -145,7 +142,7 @@ class BreezeApp(App[None]):
         return True
 
     def action_toggle_log(self) -> None:
-        panel = self.chat.query_one(LogPanel)
+        panel = self.chat.log_panel
         panel.display = not panel.display
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:

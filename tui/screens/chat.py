@@ -22,6 +22,7 @@ from engine.speech import SentenceAudio, SentencePlaying, SpeakReply, SpeechDone
 from ..config import save_app_table
 from ..conversation import Conversation, Reply, Speak
 from ..voice import UNMUTE_AFTER_S, DictationText, Voice
+from ..widgets.log_panel import LogPanel
 from ..widgets.message import MessageView
 from ..widgets.prompt import PromptInput
 from ..widgets.speech_bar import SpeechBar
@@ -61,6 +62,8 @@ class ChatScreen(Screen[None]):
         self._words: DictationText | None = None  # what dictation did to the prompt
         self._dictated: str | None = None  # the prompt as dictation left it, not yet sent
         self.speech: SpeakReply | None = None  # the reply being spoken
+        self.log_panel = LogPanel()  # made now: the log goes to it before the screen is up
+        self.log_panel.display = False
 
     def compose(self) -> ComposeResult:
         yield Static(self.conversation.title, id="title")
@@ -72,6 +75,7 @@ class ChatScreen(Screen[None]):
             yield Button("Speak", id="speak")
             yield Button("Send", id="send", variant="primary")
         yield StatusBar(id="status")
+        yield self.log_panel
 
     async def on_mount(self) -> None:
         await self.show_conversation(self.conversation)
