@@ -101,8 +101,8 @@ class BreezeApp(App[None]):
     async def _open_session(self, session_id: int | None) -> None:
         """The saved chats closed: open the one chosen, or keep the open one as it now is
         (renamed, or deleted: then a new chat)."""
-        current = self.conversation.session_id
         if session_id is None:
+            current = self.conversation.session_id
             if current is not None and not self.store.has_session(current):
                 await self.chat.open_chat(None)
             else:

@@ -25,6 +25,14 @@ async def type_and_send(pilot, text: str) -> None:
     await pilot.press("enter")
 
 
+async def start_long_reply(pilot, app) -> None:
+    """Greedy, this prompt is known to run past 256 tokens: a key pressed next comes
+    mid-reply."""
+    app.conversation.params = {"max_tokens": 2000, "repeat_penalty": 1.0, "temperature": 0}
+    await type_and_send(pilot, "Write a long story about a dragon who learns to fly.")
+    await wait_for(pilot, lambda: len(views(app)) == 2 and len(views(app)[1].text) > 20)
+
+
 async def test_prompt_works_before_the_model_is_ready(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -41,10 +49,7 @@ async def test_prompt_works_before_the_model_is_ready(make_app):
 async def test_reply_streams_then_esc_stops_it_and_keeps_the_partial(make_app, store):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        # greedy: this prompt is known to run past 256 tokens, so Esc comes mid-reply
-        app.conversation.params = {"max_tokens": 2000, "repeat_penalty": 1.0, "temperature": 0}
-        await type_and_send(pilot, "Write a long story about a dragon who learns to fly.")
-        await wait_for(pilot, lambda: len(views(app)) == 2 and len(views(app)[1].text) > 20)
+        await start_long_reply(pilot, app)
         assert views(app)[1].state == "streaming"
         await pilot.press("escape")
         await wait_for(pilot, lambda: views(app)[1].state == "stopped")
@@ -182,9 +187,7 @@ async def test_partial_reply_of_a_killed_app_is_kept_as_interrupted(tmp_path):
 async def test_leaving_a_chat_mid_reply_saves_the_reply_and_the_app_goes_on(make_app, store):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        app.conversation.params = {"max_tokens": 2000, "repeat_penalty": 1.0, "temperature": 0}
-        await type_and_send(pilot, "Write a long story about a dragon who learns to fly.")
-        await wait_for(pilot, lambda: len(views(app)) == 2 and len(views(app)[1].text) > 20)
+        await start_long_reply(pilot, app)
         left = app.conversation.session_id
         await pilot.press("ctrl+n")  # a new chat while the reply streams
         await wait_for(pilot, lambda: store.messages(left)[-1].state == "stopped")
