@@ -58,7 +58,7 @@ class BreezeApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(self.chat)
-        self._log_handler = PanelHandler(self, self.chat.log_panel)
+        self._log_handler = PanelHandler(self.chat.log_panel)
         root = logging.getLogger()
         root.addHandler(self._log_handler)
         if root.getEffectiveLevel() > logging.INFO:

@@ -145,6 +145,25 @@ async def test_help_lists_every_key_and_log_panel_shows_native_output(make_app):
         await wait_for(pilot, lambda: any("llama" in line.text for line in panel.lines), 5)
 
 
+async def test_a_thread_logging_never_waits_for_the_app(make_app):
+    """A library logging from its thread (llama.cpp while it loads) must not wait for the
+    app's loop: the loop may be waiting for the log's lock at that moment."""
+    import logging
+    import threading
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+l")
+        logger = logging.getLogger("breeze.test")
+        thread = threading.Thread(target=logger.warning, args=("from a thread",))
+        thread.start()
+        thread.join(5)  # the loop is held here, as a loop waiting for a lock would be
+        assert not thread.is_alive(), "the logging thread waited for the app's loop"
+        panel = app.chat.query_one(LogPanel)
+        await wait_for(pilot, lambda: any("from a thread" in line.text for line in panel.lines),
+                       5)
+
+
 async def test_sessions_resume_rename_delete_export(make_app, store, tmp_path):
     first = store.new_session("first chat")
     store.add(first, "user", "old question")

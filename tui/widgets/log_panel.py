@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 
-from textual.app import App
 from textual.widgets import RichLog
 
 
@@ -15,14 +15,16 @@ class LogPanel(RichLog):
 
 
 class PanelHandler(logging.Handler):
-    """Forwards log records to the panel from whichever thread logs them."""
+    """Forwards log records to the panel from whichever thread logs them. Made on the app's
+    event loop. Another thread hands its line to the loop without waiting: logging holds the
+    handler's lock meanwhile, and the loop may itself be waiting for that lock to log."""
 
-    def __init__(self, app: App[object], panel: LogPanel) -> None:
+    def __init__(self, panel: LogPanel) -> None:
         super().__init__(logging.INFO)
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                             "%H:%M:%S"))
-        self._app = app
         self._panel = panel
+        self._loop = asyncio.get_running_loop()
         self._main = threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -31,6 +33,6 @@ class PanelHandler(logging.Handler):
             self._panel.write(line)
         else:
             try:
-                self._app.call_from_thread(self._panel.write, line)
-            except RuntimeError:  # the app is shutting down
+                self._loop.call_soon_threadsafe(self._panel.write, line)
+            except RuntimeError:  # the app has closed its loop
                 pass
