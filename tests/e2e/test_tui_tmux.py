@@ -1,7 +1,10 @@
-"""The installed `breeze` in a real terminal (tmux): ask, stop with Esc, ask again."""
+"""The installed `breeze` in a real terminal (tmux): ask, stop with Esc, ask again. The
+terminal is 24 rows: the first reply fills it, so the second answer shows only if the chat
+follows it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,26 +17,34 @@ import pytest
 BREEZE = str(Path(sys.executable).with_name("breeze"))
 
 
+def tmux_command(session: str, *args: str) -> list[str]:
+    """A tmux server of the test's own (-L): no other session, no server shutting down."""
+    return ["tmux", "-L", session, *args]
+
+
 @pytest.fixture
 def tmux(tmp_path):
     assert shutil.which("tmux"), "tmux is not installed: run `make test`"
     name = f"breeze-{uuid.uuid4().hex[:8]}"
-    env = " ".join(
+    xdg = " ".join(
         f"XDG_{d.upper()}_HOME={tmp_path / d}" for d in ("config", "data", "cache", "state")
     )
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "50",
-                    f"env {env} {BREEZE}"], check=True)
+    # An explicit environment: a native library loaded by an earlier test may have set
+    # COLUMNS and LINES under Python's os.environ; they would override the pane's real size.
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    subprocess.run(tmux_command(name, "new-session", "-d", "-s", name, "-x", "100", "-y", "24",
+                                f"env {xdg} {BREEZE}"), check=True, env=env)
     yield name
-    subprocess.run(["tmux", "kill-session", "-t", name], check=False)
+    subprocess.run(tmux_command(name, "kill-server"), check=False)
 
 
 def screen(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(tmux_command(session, "capture-pane", "-p", "-t", session),
+                          capture_output=True, text=True, check=True).stdout
 
 
 def keys(session: str, *keys: str) -> None:
-    subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=True)
+    subprocess.run(tmux_command(session, "send-keys", "-t", session, *keys), check=True)
 
 
 def wait_screen(session: str, predicate, timeout: float = 60) -> str:

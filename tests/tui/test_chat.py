@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.widgets import Markdown
 
 from tui.screens.help import HelpScreen
@@ -44,6 +45,30 @@ async def test_prompt_works_before_the_model_is_ready(make_app):
         assert app.chat.status.state == "ready"
         assert "SmolLM2" in app.chat.status.render()
         assert "tok/s" in app.chat.status.render()
+
+
+async def test_the_chat_follows_a_reply_unless_the_user_scrolls_up_to_read(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 16)) as pilot:
+        log = app.chat.query_one("#messages")
+        await start_long_reply(pilot, app)
+        await wait_for(pilot, lambda: log.max_scroll_y > 6)
+        assert log.scroll_y == log.max_scroll_y  # the reply's end is in view as it grows
+
+        for _ in range(2):  # the wheel, as a user reading back
+            log.post_message(events.MouseScrollUp(log, 1, 1, 0, -1, 0, False, False, False))
+        await wait_for(pilot, lambda: log.scroll_y < log.max_scroll_y - 3)
+        reading_at, length = log.scroll_y, log.max_scroll_y
+        await wait_for(pilot, lambda: log.max_scroll_y > length + 2)
+        assert log.scroll_y == reading_at  # the text being read stays put
+
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: views(app)[1].state == "stopped")
+        await type_and_send(pilot, "In one sentence: what is the capital of France?")
+        await wait_for(pilot, lambda: app.chat.status.state == "ready" and len(views(app)) == 4)
+        await pilot.pause()
+        assert views(app)[3].text  # a new message brings the end back into view, and keeps it
+        assert log.scroll_y == log.max_scroll_y
 
 
 async def test_reply_streams_then_esc_stops_it_and_keeps_the_partial(make_app, store):

@@ -78,6 +78,9 @@ class ChatScreen(Screen[None]):
         yield self.log_panel
 
     async def on_mount(self) -> None:
+        # Anchored, the chat keeps its end in view at every layout while a reply grows, until
+        # the user scrolls up to read; scrolling back to the end follows the reply again.
+        self.query_one("#messages", VerticalScroll).anchor()
         await self.show_conversation(self.conversation)
         self.show_speech_setting()
         self.query_one(PromptInput).focus()
@@ -192,16 +195,12 @@ class ChatScreen(Screen[None]):
         if not isinstance(item, InferenceResult):
             await self._speech_event(item, view)
             return
-        log = self.query_one("#messages", VerticalScroll)
         self.status.update_from(item.metadata)
         if not item.partial:
             await self._finished(reply, view)
-            log.scroll_end(animate=False)
         elif new_text := reply.full_text[len(view.text):]:
             self.status.state = "generating"
             await view.append(new_text)
-            if log.max_scroll_y - log.scroll_y < 3:
-                log.scroll_end(animate=False)
 
     @property
     def _app_closing(self) -> bool:
