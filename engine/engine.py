@@ -15,7 +15,7 @@ from .guard import GUARDED_CAPABILITIES
 from .registry import Registry, RunnerEntry
 from .retry import aclose, stream_with_retry
 from .routing import route
-from .runner import Runner, Stopwatch
+from .runner import Runner, RunnerInfo, Stopwatch
 from .settings import EngineSettings
 from .types import Capability, InferenceRequest, InferenceResult
 
@@ -137,6 +137,13 @@ class Engine:
 
     async def run(self, request: InferenceRequest, *, runner: str | None = None) -> InferenceResult:
         return await self.submit(request, runner=runner).result()
+
+    def first_runner(self, capability: Capability, runner: str | None = None) -> RunnerInfo:
+        """What a request for `capability` goes to first: `runner` when named, else the
+        preferred one, else the highest priority. BreezeError E405 when nothing can serve."""
+        return self.registry.candidates(
+            capability, runner, self.settings.preferred_runners
+        )[0].runner.info()
 
     async def preload(
         self,

@@ -36,6 +36,7 @@ class RunnerInfo:
     reason: str = ""
     model: str | None = None
     params: list[dict[str, Any]] = field(default_factory=list)
+    continues_replies: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class RunnerInfo:
             "available": self.available,
             "reason": self.reason or None,
             "model": self.model,
+            "continues_replies": self.continues_replies,
         }
 
 
@@ -62,6 +64,9 @@ class Runner:
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     priority: ClassVar[int] = 50
     streaming: ClassVar[bool] = True
+    # An LLM runner that takes messages ending in an assistant's unfinished reply and
+    # writes on from its last word (a stopped reply can be continued, not only asked again).
+    continues_replies: ClassVar[bool] = False
 
     def is_supported(self) -> Support:
         return Support(True)
@@ -105,6 +110,7 @@ class Runner:
             reason=support.reason,
             model=self.model_name,
             params=self.param_schema().to_list(),
+            continues_replies=self.continues_replies,
         )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

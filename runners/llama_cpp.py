@@ -46,6 +46,7 @@ class LlamaCppRunner(BlockingRunner):
     name = "llama_cpp"
     capabilities = frozenset({Capability.LLM})
     priority = 100
+    continues_replies = True
 
     def __init__(self) -> None:
         self._llm: Any = None

@@ -354,7 +354,8 @@ async def _messages(request: InferenceRequest) -> list[dict[str, Any]]:
     if image is None and not any(m["content"].strip() for m in messages if m["role"] == "user"):
         raise BreezeError("E400", "the prompt is empty")
     if messages[-1]["role"] != "user":
-        raise BreezeError("E400", "the last message must be the user's")
+        raise BreezeError("E400", "the last message must be the user's: this runner "
+                                  "does not continue a reply")
     if params.get("system_prompt"):
         messages = [m for m in messages if m["role"] != "system"]
         messages.insert(0, {"role": "system", "content": params["system_prompt"]})

@@ -131,6 +131,7 @@ class BreezeApp(App[None]):
         self.engine.settings.runner_params = fresh.runner_params
         self.engine.settings.preferred_runners = fresh.preferred_runners
         self.engine.settings.guard = fresh.guard
+        self.chat.show_reply_hints()
         self.notify("Settings saved")
         self.preload()
 

@@ -63,6 +63,18 @@ async def test_user_preference_beats_priority():
     assert (await handle.result()).metadata["finish_reason"] == "cancelled"
 
 
+def test_first_runner_is_where_a_request_goes_first():
+    engine = make_engine(ScriptedLLM(), HangingRunner())
+    assert engine.first_runner(Capability.LLM).name == "scripted-llm"  # by priority
+    assert engine.first_runner(Capability.LLM, "scripted-hanging").name == "scripted-hanging"
+    engine.settings.preferred_runners = {Capability.LLM: "scripted-hanging"}
+    assert engine.first_runner(Capability.LLM).name == "scripted-hanging"
+    assert engine.first_runner(Capability.LLM).continues_replies is False  # the default
+    with pytest.raises(BreezeError) as raised:
+        engine.first_runner(Capability.ASR)
+    assert raised.value.error.code == "E405"
+
+
 @pytest.mark.parametrize(
     ("request_", "runner", "code"),
     [

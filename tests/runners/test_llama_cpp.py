@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine import Engine, EngineSettings, InferenceRequest, Registry
+from engine import Capability, Engine, EngineSettings, InferenceRequest, Registry
 from engine.models import resolve
 from engine.text import Utf8Stream
 from runners.llama_cpp import EVAL_CHUNK, LlamaCppRunner
@@ -238,3 +238,4 @@ async def test_continue_a_stopped_reply(engine):
     ))
     assert rest.ok and rest.text
     assert (head + rest.text)[:30] == full.text[:30]
+    assert engine.first_runner(Capability.LLM).continues_replies  # the app offers ctrl+g

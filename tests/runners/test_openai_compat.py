@@ -13,7 +13,15 @@ import tomllib
 import openai
 import pytest
 
-from engine import BreezeError, Engine, EngineSettings, InferenceRequest, Registry, RetryPolicy
+from engine import (
+    BreezeError,
+    Capability,
+    Engine,
+    EngineSettings,
+    InferenceRequest,
+    Registry,
+    RetryPolicy,
+)
 from runners._remote_config import (
     RemoteProfile,
     load_profiles,
@@ -313,6 +321,16 @@ async def test_vision_sends_the_image_as_a_data_url(proxy, llama_server, tmp_pat
 async def test_bad_images_are_e400(engine, image):
     result = await engine.run(InferenceRequest({"image": image, "text": "hi"}))
     assert result.error is not None and result.error.code == "E400"
+
+
+async def test_a_reply_to_continue_is_refused_not_answered_anew(engine):
+    """A server would write a new reply after the unfinished one, not continue it."""
+    messages = [{"role": "user", "content": "Count to ten."},
+                {"role": "assistant", "content": "One, two,"}]
+    result = await engine.run(InferenceRequest({"messages": messages}))
+    assert result.error is not None and result.error.code == "E400"
+    assert "does not continue a reply" in result.error.message
+    assert not engine.first_runner(Capability.LLM).continues_replies  # ctrl+g is not offered
 
 
 # -- profiles and configuration ---------------------------------------------------------------

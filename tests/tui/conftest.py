@@ -20,8 +20,8 @@ def make_app(store, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DOCUMENTS_DIR", str(tmp_path / "docs"))
     monkeypatch.setenv("BREEZE_CONFIG_DIR", str(tmp_path / "config"))
 
-    def make(session_id: int | None = None):
-        engine = Engine(builtin_registry(), EngineSettings())
+    def make(session_id: int | None = None, engine: Engine | None = None):
+        engine = engine or Engine(builtin_registry(), EngineSettings())
         return create_app(engine, store, session_id)
 
     return make

@@ -9,8 +9,8 @@ import re
 import pytest
 from textual.widgets import Input, Select
 
-from engine import InferenceResult
-from engine.config_file import read_config
+from engine import Capability, InferenceRequest, InferenceResult
+from engine.config_file import read_config, update_config
 from tests.runners.test_audio_in import no_recording_left, play, recording_streams, tone
 from tests.runners.test_audio_out import MonitorRecorder, tts_sink  # noqa: F401 (fixture)
 from tests.runners.test_pocketsphinx import KEYWORDS, english
@@ -319,3 +319,33 @@ def test_an_utterance_sent_as_a_partial_is_not_inserted_again():
     assert words.update(_asr("close")) == [] and words.partial == "close"
     done = _asr("", segments=["what time is it", "close the door"], done=True)
     assert words.update(done) == ["close the door"]
+
+
+async def test_the_voice_and_rate_of_spoken_replies_are_chosen_in_the_settings(make_app):
+    update_config("runners", {"pyttsx3": {"volume": 0.8}})  # written by hand: kept
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("f2")
+        screen = app.screen
+        select = screen.query_one("#voice-reply-voice", Select)
+        await wait_for(pilot, lambda: len(select._options) > 10)  # espeak-ng's voices, listed
+        labels = dict((value, str(label)) for label, value in select._options)
+        german = next(value for value, label in labels.items() if "(de)" in label)
+        select.value = german
+        screen.query_one("#voice-rate", Input).value = "fast"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, SettingsScreen), "an invalid rate must not be saved"
+        assert "E400" in str(screen.query_one("#error-voice-rate").render())
+        screen.query_one("#voice-rate", Input).value = "140"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        assert read_config()["runners"]["pyttsx3"] == {"volume": 0.8, "voice": german,
+                                                       "rate": 140}
+        spoken = await app.engine.run(
+            InferenceRequest({"text": "Guten Tag."}, capability=Capability.TTS))
+        assert spoken.ok and spoken.metadata["voice_used"] == german
+
+        await pilot.press("f2")  # shown again as saved
+        select = app.screen.query_one("#voice-reply-voice", Select)
+        assert select.value == german
+        assert app.screen.query_one("#voice-rate", Input).value == "140"

@@ -15,7 +15,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
-from engine import BreezeError, Handle, InferenceResult
+from engine import BreezeError, Capability, Handle, InferenceResult
 from engine.guardian import describe
 from engine.speech import SentenceAudio, SentencePlaying, SpeakReply, SpeechDone, SpeechEvent
 
@@ -99,6 +99,9 @@ class ChatScreen(Screen[None]):
         log = self.query_one("#messages", VerticalScroll)
         await log.remove_children()
         views = [MessageView(m.role, m.content, m.state, m.id) for m in conversation.messages()]
+        continuable = self._continues_replies()
+        for view in views:
+            view.continuable = continuable
         await log.mount_all(views)
         for view, message in zip(views, conversation.messages(), strict=False):
             if message.error:
@@ -153,6 +156,7 @@ class ChatScreen(Screen[None]):
     async def _start(self, reply: Reply, view: MessageView | None = None) -> None:
         if view is None:
             view = MessageView("assistant", "", "streaming", reply.message_id)
+            view.continuable = self._continues_replies()
             await self._mount(view)
         else:
             view.set_state("streaming")
@@ -294,8 +298,29 @@ class ChatScreen(Screen[None]):
         message = self._message(view)
         if self.busy or view is None or message is None or message.state == "complete":
             return
+        if not self._continues_replies():
+            self.notify("This runner does not continue a stopped reply: ctrl+r asks again.",
+                        severity="warning")
+            return
         reply = self.conversation.start_reply(message, await self._speaker())
         await self._start(reply, view)
+
+    def _continues_replies(self) -> bool:
+        """Whether the runner the chat's next reply goes to can continue a stopped one."""
+        try:
+            runner = self.conversation.engine.first_runner(Capability.LLM, self.conversation.runner)
+        except BreezeError:
+            return False
+        return runner.continues_replies
+
+    def show_reply_hints(self) -> None:
+        """Offer ctrl+g on stopped replies only where it can work (the runner may have
+        changed in the settings)."""
+        continuable = self._continues_replies()
+        for view in self.query(MessageView):
+            if view.continuable != continuable:
+                view.continuable = continuable
+                view.set_state(view.state, view.error)
 
     def _message(self, view: MessageView | None):  # type: ignore[no-untyped-def]
         if view is None:

@@ -122,6 +122,9 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
                 if k not in shown}
         runner_params = dict(self.config.runner_params)
         runner_params[self.runner] = {**kept, **params}
+        if voice.tts is not None:
+            name = voice.tts.name
+            runner_params[name] = voice.speech_params(runner_params.get(name, {}))
         self.dismiss(dataclasses.replace(
             self.config, llm_runner=self.runner, runner_params=runner_params,
             guardian=self._guardian_table(), voice=voice_config,

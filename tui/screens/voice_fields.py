@@ -1,7 +1,10 @@
 """The settings' voice section: microphone (with a live level meter), speaker (with a test
-tone), spoken replies, and dictation's language, runner and auto-send pause."""
+tone), spoken replies with their voice and rate, and dictation's language, runner and
+auto-send pause."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from textual import on, work
@@ -10,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 from textual.worker import get_current_worker
 
-from engine import BreezeError, Capability, Registry
+from engine import BreezeError, Capability, ParamSpec, Registry, Runner
 
 from ..config import AUTO_SEND_MAX_S, LANGUAGE_CODE, AppConfig, VoiceConfig
 from ..widgets.level_meter import LevelMeter
@@ -46,12 +49,25 @@ def tone(rate: int = 16000, seconds: float = 0.6, hz: float = 660.0) -> bytes:
     return (np.sin(2 * np.pi * hz * t) * fade * 0.25 * 32767).astype("<i2").tobytes()
 
 
+def _voice_options(voices: list[dict[str, Any]], current: str) -> list[tuple[str, str]]:
+    options = [(f"{v['name']} ({', '.join(v['languages']) or '?'})", str(v["id"]))
+               for v in voices]
+    if current and current not in {value for _, value in options}:
+        options.append((current, current))  # written by hand: a name or a language
+    return [("Default", ""), *options]
+
+
 class VoiceFields(Vertical):
     def __init__(self, registry: Registry, config: AppConfig) -> None:
         super().__init__(id="voice-fields")
         self.voice = config.voice
         self.speak = config.speak_replies
         self.asr_runners = [e.name for e in registry.entries() if Capability.ASR in e.capabilities]
+        try:  # the runner that speaks replies, whose voice and rate are set here
+            self.tts: Runner | None = registry.candidates(Capability.TTS)[0].runner
+        except BreezeError:
+            self.tts = None
+        self.tts_params = config.params_for(self.tts.name) if self.tts else {}
 
     def compose(self) -> ComposeResult:
         voice = self.voice
@@ -59,6 +75,8 @@ class VoiceFields(Vertical):
         with Horizontal(classes="switch-row"):
             yield Switch(self.speak, id="voice-speak")
             yield Label("speak replies as they are written (ctrl+s in the chat)")
+        if self.tts is not None:
+            yield from self._speech_fields()
         yield Label("Microphone")
         yield Select(_options(_devices("input"), voice.microphone), value=voice.microphone,
                      allow_blank=False, id="voice-microphone")
@@ -80,8 +98,50 @@ class VoiceFields(Vertical):
         yield Input(f"{voice.auto_send_seconds:g}", id="voice-auto-send")
         yield Static("", id="error-voice-auto-send", classes="field-error")
 
+    def _speech_fields(self) -> ComposeResult:
+        voice = str(self.tts_params.get("voice", ""))
+        yield Label("Voice of spoken replies")
+        yield Select(_voice_options([], voice), value=voice, allow_blank=False,
+                     id="voice-reply-voice")
+        rate = self._rate_spec()
+        if rate is not None:
+            what = rate.description or "speaking rate"
+            bounds = "" if rate.minimum is None or rate.maximum is None else \
+                f" ({rate.minimum:g}..{rate.maximum:g})"
+            yield Label(f"{what[:1].upper()}{what[1:]}{bounds}")
+            yield Input(str(self.tts_params.get("rate", "")), placeholder=f"{rate.default}",
+                        id="voice-rate")
+            yield Static("", id="error-voice-rate", classes="field-error")
+
+    def _rate_spec(self) -> ParamSpec | None:
+        assert self.tts is not None
+        return next((s for s in self.tts.param_schema() if s.name == "rate"), None)
+
     def on_mount(self) -> None:
         self.watch_level(self.voice.microphone, self.query_one(LevelMeter))
+        if self.tts is not None and hasattr(self.tts, "voices"):
+            self.list_voices(self.tts)
+
+    @work(exclusive=True, group="voices", thread=True)
+    def list_voices(self, runner: Any) -> None:
+        """The installed voices (asking the speech engine takes a moment: not on the UI)."""
+        worker = get_current_worker()
+        try:
+            voices, error = runner.voices(), None
+        except BreezeError as exc:
+            voices, error = [], f"voices: {exc.error.code}: {exc.error.message}"
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._show_voices, voices, error)
+
+    def _show_voices(self, voices: list[dict[str, Any]], error: str | None) -> None:
+        if not self.is_attached:  # the settings were closed meanwhile
+            return
+        if error:
+            self.notify(error, severity="error")
+        select = self.query_one("#voice-reply-voice", Select)
+        chosen = self._value("reply-voice")
+        select.set_options(_voice_options(voices, chosen))
+        select.value = chosen
 
     @property
     def speak_replies(self) -> bool:
@@ -151,5 +211,29 @@ class VoiceFields(Vertical):
         if not 0 <= pause <= AUTO_SEND_MAX_S:  # NaN too
             pause_error.update(f"E400: the pause must be 0 to {AUTO_SEND_MAX_S:g} seconds")
             ok, pause = False, 0.0
+        ok = self._rate() is not None and ok
         return VoiceConfig(self._value("microphone"), self._value("speaker"), language,
                            self._value("asr-runner"), pause), ok
+
+    def _rate(self) -> int | str | None:
+        """The speaking rate typed ("" when none); None, with the error shown, if invalid."""
+        spec = self._rate_spec() if self.tts is not None else None
+        if spec is None:
+            return ""
+        raw = self.query_one("#voice-rate", Input).value.strip()
+        error = self.query_one("#error-voice-rate", Static)
+        error.update("")
+        try:
+            return spec.coerce(raw) if raw else ""
+        except BreezeError as exc:
+            error.update(f"{exc.error.code}: {exc.error.message}")
+            return None
+
+    def speech_params(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """The speech runner's parameters: `saved` with the voice and rate from the form."""
+        params = {k: v for k, v in saved.items() if k not in ("voice", "rate")}
+        if voice := self._value("reply-voice"):
+            params["voice"] = voice
+        if (rate := self._rate()) not in ("", None):
+            params["rate"] = rate
+        return params

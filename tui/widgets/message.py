@@ -15,10 +15,6 @@ from .message_markdown import MessageMarkdown, OneLayoutPass
 _MARKUP = re.compile(r"[*_`\[\]#|<>\n]")
 _LIST_MARKER = re.compile(r"\s*([-+*]|\d+[.)])\s+")
 
-_NOTES = {
-    "stopped": "stopped — ctrl+r regenerate · ctrl+g continue",
-    "interrupted": "interrupted — ctrl+r regenerate · ctrl+g continue",
-}
 
 
 class MessageView(OneLayoutPass, Vertical):
@@ -33,6 +29,8 @@ class MessageView(OneLayoutPass, Vertical):
         self.message_id = message_id
         self.text = text
         self.state = state
+        self.error: str | None = None
+        self.continuable = True  # ctrl+g is offered: the chat's runner continues replies
         self._streaming = False
         self._highlighted = False
 
@@ -91,12 +89,14 @@ class MessageView(OneLayoutPass, Vertical):
         widget.display = True
 
     def set_state(self, state: str, error: str | None = None) -> None:
-        self.state = state
+        self.state, self.error = state, error
         for name in ("streaming", "stopped", "interrupted", "error"):
             self.set_class(state == name, f"-{name}")
-        note = error or _NOTES.get(state, "")
-        if state == "stopped" and error:
-            note = f"{error} — ctrl+r regenerate · ctrl+g continue"
+        note = error or ""
+        if state == "stopped" or (state == "interrupted" and not error):
+            keys = "ctrl+r regenerate · ctrl+g continue" if self.continuable else \
+                "ctrl+r regenerate"
+            note = f"{error or state} — {keys}"
         widget = self.query_one(".note", Static)
         widget.update(note)
         widget.display = bool(note)
