@@ -7,6 +7,8 @@ default), so that a machine with no network falls back to a model it has.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +20,19 @@ from .catalog import (
     for_language,
     load_catalog,
     local_path,
+    models_dir,
     normalize_language,
 )
 from .download import DownloadHooks, pull
 
 __all__ = ["Located", "locate"]
+
+# A download that failed is not tried again at once: a runner loads before every request, and
+# each dictation would otherwise wait on the network again (up to the connect timeout) before
+# a fallback answers. `breeze models pull` always tries.
+RETRY_DOWNLOAD_AFTER_S = 300.0
+_failed: dict[tuple[str, str], tuple[float, BreezeError]] = {}  # (id, models dir): when, why
+_failed_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +80,29 @@ def locate(
         )
         raise BreezeError("E501", f"model {entry.id} is not on this machine: {how}")
     hooks = hooks or DownloadHooks()
-    return Located(pull(entry, hooks.progress, hooks.token), entry.id, entry.language)
+    return Located(_pull_unless_failed(entry, hooks), entry.id, entry.language)
+
+
+def _pull_unless_failed(entry: ModelEntry, hooks: DownloadHooks) -> Path:
+    key = (entry.id, str(models_dir()))
+    with _failed_lock:
+        when, why = _failed.get(key, (0.0, None))
+    ago = time.monotonic() - when
+    if why is not None and ago < RETRY_DOWNLOAD_AFTER_S:
+        error = why.error
+        raise BreezeError(error.code, f"{error.message} (tried {ago:.0f} s ago; tried again after "
+                          f"{RETRY_DOWNLOAD_AFTER_S:.0f} s, or now by `breeze models pull "
+                          f"{entry.id}`)", error.recoverable)
+    try:
+        path = pull(entry, hooks.progress, hooks.token)
+    except BreezeError as exc:
+        if hooks.token is None or not hooks.token.cancelled:  # a cancel is no failure
+            with _failed_lock:
+                _failed[key] = (time.monotonic(), exc)
+        raise
+    with _failed_lock:
+        _failed.pop(key, None)
+    return path
 
 
 def _is_path(model: str) -> bool:

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine import CancelToken, Engine, InferenceRequest, Registry
-from engine.models import DownloadHooks, find, local_path
+from engine.models import DownloadHooks, find, local_path, select
 from runners.pocketsphinx_asr import PocketsphinxRunner
 from runners.vosk_asr import VoskRunner
 from tests.engine.test_models import load_cli
@@ -112,6 +112,21 @@ async def test_no_model_and_no_download_falls_back_to_pocketsphinx(models):
     m = final.metadata
     assert m["runner_name"] == "pocketsphinx" and m["fallback_from"] == ["vosk"]
     assert "E500" in m["fallback_reason"] and "404" in m["fallback_reason"]
+
+
+async def test_a_failed_download_is_not_tried_again_at_every_request(models, server,
+                                                                     monkeypatch):
+    engine = Engine(Registry([VoskRunner(), PocketsphinxRunner()]))
+    request = InferenceRequest({"audio": english().data}, {"language": "en"})
+    first, again = await engine.run(request), await engine.run(request)
+    assert first.ok and again.ok and again.metadata["runner_name"] == "pocketsphinx"
+    assert server.paths == ["/missing.zip"]  # one attempt, not one a request
+    reason = again.metadata["fallback_reason"]
+    assert "E500" in reason and "404" in reason and "breeze models pull vosk-test-en" in reason
+
+    monkeypatch.setattr(select, "RETRY_DOWNLOAD_AFTER_S", 0.0)  # a while later
+    await engine.run(request)
+    assert server.paths == ["/missing.zip", "/missing.zip"]
 
 
 @pytest.mark.parametrize(
