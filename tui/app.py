@@ -71,14 +71,15 @@ class BreezeApp(App[None]):
     async def on_unmount(self) -> None:
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
-        self.chat.stop_voice()
+        self.chat.stop_all()
         await self.engine.aclose()
         self.voice.close()
 
     @work(exclusive=True, group="preload")
     async def preload(self) -> None:
         """Load the model in the background; the prompt works meanwhile."""
-        self.chat.status.state = "loading model…"
+        if self.chat.idle:  # a reply or its speech keeps its own state
+            self.chat.status.state = "loading model…"
         try:
             info = await self.engine.preload(
                 Capability.LLM, runner=self.conversation.runner, params=self.conversation.params
@@ -90,17 +91,29 @@ class BreezeApp(App[None]):
         if self._running:  # not when the app closed while the model loaded
             self.chat.model_loaded(info)
 
+    @property
+    def _over_the_chat(self) -> bool:
+        """The help, the saved chats and the settings open from the chat only, by key or from
+        the palette: not a second time over themselves, or over each other."""
+        return not isinstance(self.screen, ModalScreen)
+
     def action_help(self) -> None:
+        if not self._over_the_chat:
+            return
         bindings = [*self.BINDINGS, *ChatScreen.BINDINGS]
         self.push_screen(HelpScreen([b for b in bindings if isinstance(b, Binding)]))
 
     def action_sessions(self) -> None:
+        if not self._over_the_chat:
+            return
         export_dir = Path(platformdirs.user_documents_dir()) / "breeze"
         self.push_screen(SessionsScreen(self.store, export_dir), self._open_session)
 
     async def _open_session(self, session_id: int | None) -> None:
         """The saved chats closed: open the one chosen, or keep the open one as it now is
         (renamed, or deleted: then a new chat)."""
+        if session_id == self.conversation.session_id:  # the open chat: it stays as it is
+            session_id = None
         if session_id is None:
             current = self.conversation.session_id
             if current is not None and not self.store.has_session(current):
@@ -111,6 +124,8 @@ class BreezeApp(App[None]):
         await self.chat.open_chat(session_id)
 
     def action_settings(self) -> None:
+        if not self._over_the_chat:
+            return
         from engine.models import load_catalog
 
         models = [m.id for m in load_catalog() if m.capability == "LLM"]
@@ -134,13 +149,6 @@ class BreezeApp(App[None]):
         self.chat.show_reply_hints()
         self.notify("Settings saved")
         self.preload()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The help, the saved chats and the settings open from the chat only (not a second
-        time over themselves, or over each other)."""
-        if action in ("help", "sessions", "settings"):
-            return not isinstance(self.screen, ModalScreen)
-        return True
 
     def action_toggle_log(self) -> None:
         panel = self.chat.log_panel

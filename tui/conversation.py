@@ -129,6 +129,14 @@ class Conversation:
             self._finish(reply, result)
         return result
 
+    def stop(self, reply: Reply) -> None:
+        """Cancel `reply` and save what it wrote as stopped, now: the app is closing, and the
+        reply's own end would come after its worker is gone."""
+        if reply.result is not None and not reply.result.partial:
+            return  # it has ended, and was saved then
+        reply.cancel()
+        self._finish(reply, InferenceResult.success({}, {"finish_reason": "cancelled"}))
+
     def _finish(self, reply: Reply, result: InferenceResult) -> None:
         metadata = _kept_metadata(result.metadata)
         if result.error is not None:

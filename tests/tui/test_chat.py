@@ -213,6 +213,20 @@ async def test_sessions_resume_rename_delete_export(make_app, store, tmp_path):
         assert first not in [s.id for s in store.sessions()]
 
 
+async def test_quitting_mid_reply_stops_it_and_saves_all_it_wrote(make_app, store):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await start_long_reply(pilot, app)
+        session = app.conversation.session_id
+        await pilot.press("ctrl+q")
+        shown = views(app)[1].text
+    saved = store.messages(session)[-1]
+    assert saved.state == "stopped"  # not "streaming", which the next start calls interrupted
+    assert saved.content.startswith(shown) and saved.metadata["finish_reason"] == "cancelled"
+    runner = app.engine.registry.get("llama_cpp")
+    assert runner.model_name is None  # unloaded: the generation let go of the model
+
+
 async def test_partial_reply_of_a_killed_app_is_kept_as_interrupted(tmp_path):
     from tui.store import Store
 
@@ -237,11 +251,28 @@ async def test_leaving_a_chat_mid_reply_saves_the_reply_and_the_app_goes_on(make
         await wait_for(pilot, lambda: store.messages(left)[-1].state == "stopped")
         assert store.messages(left)[-1].content.strip()
         assert views(app) == [] and app.is_running
+        assert app.chat.status.state == "ready"  # not "stopping" for a reply no longer shown
 
         app.conversation.params = {"max_tokens": 8}
         await type_and_send(pilot, "Say hello.")
         await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
         assert app.conversation.session_id != left
+
+
+async def test_choosing_the_open_chat_in_saved_chats_leaves_its_reply_running(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await start_long_reply(pilot, app)
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, SessionsScreen)
+        await pilot.press("enter")  # the open chat is the one highlighted first
+        await wait_for(pilot, lambda: not isinstance(app.screen, SessionsScreen))
+        reply = views(app)[1]
+        shown = len(reply.text)
+        await wait_for(pilot, lambda: len(reply.text) > shown + 20)  # still streaming into it
+        assert app.chat.busy and reply.state == "streaming" and len(views(app)) == 2
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: reply.state == "stopped")
 
 
 async def test_deleting_the_open_chat_starts_a_new_one(make_app, store):

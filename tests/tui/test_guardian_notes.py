@@ -49,3 +49,5 @@ async def test_filtered_reply_is_masked_and_says_so(store, monkeypatch, tmp_path
         assert "ada@example.com" not in view.text and "[email]" in view.text
         note = str(view.query_one(".note").render())
         assert "guardian filtered this reply: an e-mail address" in note
+        view.set_state(view.state)  # as a change of runner in the settings does: kept
+        assert str(view.query_one(".note").render()) == note

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from textual.screen import Screen
+
 from tui.screens.chat import ChatScreen
 from tui.screens.sessions import SessionsScreen
+from tui.screens.settings import SettingsScreen
 
 from .conftest import wait_for
 
@@ -32,3 +35,17 @@ async def test_a_palette_command_runs_its_action(make_app, store):
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, SessionsScreen), 10)
+
+
+async def test_the_palette_opens_no_second_dialog_over_one(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        for _ in range(2):  # from the chat, then over the settings it opened
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.3)
+            await pilot.press(*"Settings")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen), 10)
+            await pilot.pause(0.3)
+        assert [type(s) for s in app.screen_stack] == [Screen, ChatScreen, SettingsScreen]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.widgets import Input, Static
+from textual.widgets import Input, Select, Static, Switch
 
 from engine.config_file import read_config
 from tui.screens.settings import SettingsScreen
@@ -122,3 +122,23 @@ async def test_a_settings_file_that_cannot_be_written_is_reported(make_app, tmp_
         assert app.is_running
         notices = [n.message for n in app._notifications]
         assert any(n.startswith("E501") and "cannot write the settings" in n for n in notices)
+
+
+async def test_changing_the_runner_keeps_what_was_typed_in_the_other_sections(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("f2")
+        screen = app.screen
+        screen.query_one("#voice-speak", Switch).value = True
+        screen.query_one("#guardian-enabled", Switch).value = False
+        screen.query_one("#voice-language", Input).value = "de"
+        screen.query_one("#runner", Select).value = "openai"
+        await wait_for(pilot, lambda: not screen.query("#param-n_ctx"))  # llama.cpp's, gone
+        assert screen.query_one("#voice-speak", Switch).value is True
+        assert screen.query_one("#guardian-enabled", Switch).value is False
+        assert screen.query_one("#voice-language", Input).value == "de"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+    config = read_config()
+    assert config["app"]["llm_runner"] == "openai" and config["app"]["speak_replies"] is True
+    assert config["guardian"]["enabled"] is False and config["voice"]["language"] == "de"

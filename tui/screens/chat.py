@@ -62,6 +62,7 @@ class ChatScreen(Screen[None]):
         self._words: DictationText | None = None  # what dictation did to the prompt
         self._dictated: str | None = None  # the prompt as dictation left it, not yet sent
         self.speech: SpeakReply | None = None  # the reply being spoken
+        self._reading: dict[int, tuple[Conversation, Reply]] = {}  # replies streaming, any chat
         self.log_panel = LogPanel()  # made now: the log goes to it before the screen is up
         self.log_panel.display = False
 
@@ -92,6 +93,11 @@ class ChatScreen(Screen[None]):
     @property
     def busy(self) -> bool:
         return self.conversation.reply is not None
+
+    @property
+    def idle(self) -> bool:
+        """No reply is being written or spoken."""
+        return not self.busy and self.speech is None
 
     async def show_conversation(self, conversation: Conversation) -> None:
         self.conversation = conversation
@@ -173,6 +179,7 @@ class ChatScreen(Screen[None]):
         """Show the reply as it streams. When the chat is left (a new chat, another chat) the
         view is gone but the reply is read to its end all the same: its end is saved."""
         conversation = self.conversation
+        self._reading[id(reply)] = conversation, reply
         bar = self.query_one(SpeechBar)
         ticker = None
         if reply.speech is not None:
@@ -188,6 +195,8 @@ class ChatScreen(Screen[None]):
                     if view.is_attached and not self._app_closing:
                         raise
         finally:
+            del self._reading[id(reply)]
+            conversation.stop(reply)  # when the worker is cancelled (the app closes) mid-reply
             if ticker is not None:
                 ticker.stop()
             if reply.speech is not None:
@@ -347,6 +356,8 @@ class ChatScreen(Screen[None]):
         conversation = Conversation(old.engine, old.store, session_id)
         conversation.params, conversation.runner = old.params, old.runner
         await self.show_conversation(conversation)
+        if self.status.state in ("thinking", "generating", "stopping"):  # the left reply's
+            self.status.state = "ready" if self.model_ready else "loading model…"
 
     # -- voice -----------------------------------------------------------------------------
 
@@ -398,8 +409,11 @@ class ChatScreen(Screen[None]):
         return (bool(pause) and time.monotonic() - heard_at >= pause and not self.busy
                 and text == self._dictated and bool(text.strip()))
 
-    def stop_voice(self) -> None:
-        """Close the microphone and silence the speaker (the app is closing)."""
+    def stop_all(self) -> None:
+        """The app is closing: every reply stops, with its text saved (the model is free to
+        unload at once), the microphone closes and the speaker goes silent."""
+        for conversation, reply in list(self._reading.values()):
+            conversation.stop(reply)
         if self.dictation is not None:
             self.dictation.cancel()
         if self.speech is not None:
@@ -434,7 +448,7 @@ class ChatScreen(Screen[None]):
     def model_loaded(self, info: dict[str, object]) -> None:
         self.model_ready = True
         self.status.update_from(info)
-        if not self.busy:
+        if self.idle:
             self.status.state = "ready"
 
     def model_failed(self, error: BreezeError) -> None:

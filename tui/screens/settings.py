@@ -11,7 +11,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
@@ -43,29 +43,34 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
         self.runner = config.llm_runner if config.llm_runner in llm else llm[0]
 
     def compose(self) -> ComposeResult:
-        params = self.config.params_for(self.runner)
         with VerticalScroll(id="settings"):
             yield Static("Settings — ctrl+s save · esc cancel", classes="title")
             yield Label("Runner")
             yield Select([(n, n) for n in self.runner_names], value=self.runner,
                          allow_blank=False, id="runner")
-            yield Label("Model (catalog id or GGUF path; empty: the default)")
-            model = params.get("model")
-            models = self.models + ([model] if model and model not in self.models else [])
-            yield Select([(m, m) for m in models], value=model or Select.NULL, id="model")
-            yield Label("System prompt")
-            yield Input(str(params.get("system_prompt", "")), id="system_prompt")
-            for spec in self._specs():
-                yield Label(f"{spec.name} — {_describe(spec)}")
-                value = params.get(spec.name)
-                yield Input("" if value is None else _show(value), placeholder=_show(spec.default),
-                            id=f"param-{spec.name}")
-                yield Static("", id=f"error-{spec.name}", classes="field-error")
+            with Vertical(id="runner-fields"):
+                yield from self._runner_fields()
             yield from self._guardian_fields()
             yield VoiceFields(self.registry, self.config)
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
+
+    def _runner_fields(self) -> ComposeResult:
+        """The model, system prompt and parameters of the chosen runner."""
+        params = self.config.params_for(self.runner)
+        yield Label("Model (catalog id or GGUF path; empty: the default)")
+        model = params.get("model")
+        models = self.models + ([model] if model and model not in self.models else [])
+        yield Select([(m, m) for m in models], value=model or Select.NULL, id="model")
+        yield Label("System prompt")
+        yield Input(str(params.get("system_prompt", "")), id="system_prompt")
+        for spec in self._specs():
+            yield Label(f"{spec.name} — {_describe(spec)}")
+            value = params.get(spec.name)
+            yield Input("" if value is None else _show(value), placeholder=_show(spec.default),
+                        id=f"param-{spec.name}")
+            yield Static("", id=f"error-{spec.name}", classes="field-error")
 
     def _guardian_fields(self) -> ComposeResult:
         guardian = GuardianSettings.from_mapping(self.config.guardian)
@@ -101,8 +106,10 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
     @on(Select.Changed, "#runner")
     async def _runner_changed(self, event: Select.Changed) -> None:
         if event.value != self.runner and isinstance(event.value, str):
-            self.runner = event.value
-            await self.recompose()
+            self.runner = event.value  # only its fields change: the rest keeps what was typed
+            fields = self.query_one("#runner-fields", Vertical)
+            await fields.remove_children()
+            await fields.mount_all(list(self._runner_fields()))
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:

@@ -31,6 +31,8 @@ class MessageView(OneLayoutPass, Vertical):
         self.state = state
         self.error: str | None = None
         self.continuable = True  # ctrl+g is offered: the chat's runner continues replies
+        self._state_note = ""  # how it ended: stopped, an error
+        self._remarks: list[str] = []  # the guardian's, under it
         self._streaming = False
         self._highlighted = False
 
@@ -82,11 +84,10 @@ class MessageView(OneLayoutPass, Vertical):
         self._highlighted = start >= 0
 
     def add_note(self, text: str) -> None:
-        """A remark under the message (the guardian's warnings, say)."""
-        widget = self.query_one(".note", Static)
-        current = str(widget.render()) if widget.display else ""
-        widget.update(f"{current}\n{text}" if current else text)
-        widget.display = True
+        """A remark under the message (the guardian's warnings, say), kept until the reply
+        is written again."""
+        self._remarks.append(text)
+        self._show_notes()
 
     def set_state(self, state: str, error: str | None = None) -> None:
         self.state, self.error = state, error
@@ -97,6 +98,13 @@ class MessageView(OneLayoutPass, Vertical):
             keys = "ctrl+r regenerate · ctrl+g continue" if self.continuable else \
                 "ctrl+r regenerate"
             note = f"{error or state} — {keys}"
+        if state == "streaming":
+            self._remarks.clear()  # they were about the text as it was
+        self._state_note = note
+        self._show_notes()
+
+    def _show_notes(self) -> None:
+        lines = [line for line in (self._state_note, *self._remarks) if line]
         widget = self.query_one(".note", Static)
-        widget.update(note)
-        widget.display = bool(note)
+        widget.update("\n".join(lines))
+        widget.display = bool(lines)
