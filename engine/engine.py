@@ -158,7 +158,7 @@ class Engine:
         raises BreezeError when nothing can load."""
         probe = InferenceRequest({}, dict(params or {}), capability=capability)
         extra: dict[str, Any] = {}
-        chosen, _ = await self._prepare(probe, runner, extra)
+        chosen, _ = await self._prepare(probe, runner, extra, CancelToken())
         return {**extra, "model_name": chosen.model_name}
 
     async def aclose(self) -> None:
@@ -200,7 +200,7 @@ class Engine:
                     finish(verdict.blocked)
                     return
                 request = verdict.request or request
-            runner, prepared = await self._prepare(request, runner_name, extra)
+            runner, prepared = await self._prepare(request, runner_name, extra, token)
             results: AsyncIterator[InferenceResult] = stream_with_retry(
                 lambda: _runner_stream(runner, prepared, token), self.settings.retry, token
             )
@@ -228,7 +228,10 @@ class Engine:
                     message = f"runner {runner.name!r} ended without a final result"
                     finish(InferenceResult.failure(RunnerError.of("E102", message), last_outputs))
         except BreezeError as exc:
-            finish(InferenceResult.failure(exc.error, last_outputs))
+            if token.cancelled:  # what failed was stopped on purpose (a download, say)
+                finish(InferenceResult.success(last_outputs, {"finish_reason": "cancelled"}))
+            else:
+                finish(InferenceResult.failure(exc.error, last_outputs))
         except asyncio.CancelledError:
             finish(InferenceResult.success(last_outputs, {"finish_reason": "cancelled"}))
             raise
@@ -240,9 +243,15 @@ class Engine:
             channel.close()
 
     async def _prepare(
-        self, request: InferenceRequest, runner_name: str | None, extra: dict[str, Any]
+        self,
+        request: InferenceRequest,
+        runner_name: str | None,
+        extra: dict[str, Any],
+        token: CancelToken,
     ) -> tuple[Runner, InferenceRequest]:
-        """Pick and load a runner (falling back when one cannot load); validate params."""
+        """Pick and load a runner (falling back when one cannot load, unless the request was
+        cancelled meanwhile: a stopped download is no reason to try another); validate
+        params."""
         capability = route(request)
         candidates = self.registry.candidates(
             capability, runner_name, self.settings.preferred_runners
@@ -253,7 +262,8 @@ class Engine:
             try:
                 prepared = await self._load(entry, request, capability)
             except BreezeError as exc:
-                if exc.error.code not in _FALLBACK_CODES or len(candidates) == 1:
+                if exc.error.code not in _FALLBACK_CODES or len(candidates) == 1 \
+                        or token.cancelled:
                     raise
                 log.warning("runner %s cannot serve: %s", entry.name, exc.error)
                 skipped.append(f"{entry.name}: {exc.error}")

@@ -70,7 +70,8 @@ class SpeechSettings:
 
 @dataclass(frozen=True, slots=True)
 class ReplyText:
-    """The reply grew: `text` so far, `delta` new."""
+    """The reply grew: `text` so far, `delta` new. `result` carried it: the terminal result
+    itself when the end added text, which ReplyDone then brings again."""
 
     text: str
     delta: str

@@ -158,9 +158,13 @@ class Player:
                 samplerate=self.sample_rate, channels=1, dtype="int16", device=index,
                 latency=self.latency, callback=self._callback,
             )
-            stream.start()
         except sd.PortAudioError as exc:
             raise BreezeError("E501", f"cannot open the audio output device: {exc}") from None
+        try:
+            stream.start()
+        except sd.PortAudioError as exc:
+            stream.close()  # opened, not started: each later attempt would leak another
+            raise BreezeError("E501", f"cannot start the audio output device: {exc}") from None
         self._stream = stream
         self._output_latency = float(stream.latency)
         return self

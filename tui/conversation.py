@@ -111,7 +111,10 @@ class Conversation:
                 yield self._took(reply, result)
             return
         async for event in reply.speech:
-            if isinstance(event, ReplyText | ReplyDone):
+            if isinstance(event, ReplyText):
+                if event.result.partial:  # the terminal result comes once, as ReplyDone
+                    yield self._took(reply, event.result)
+            elif isinstance(event, ReplyDone):
                 yield self._took(reply, event.result)
             else:
                 yield event

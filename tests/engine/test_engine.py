@@ -8,6 +8,7 @@ import pytest
 
 from engine import (
     BreezeError,
+    CancelToken,
     Capability,
     Engine,
     EngineSettings,
@@ -61,6 +62,35 @@ async def test_user_preference_beats_priority():
     assert first.metadata["runner_name"] == "scripted-hanging"
     handle.cancel()
     assert (await handle.result()).metadata["finish_reason"] == "cancelled"
+
+
+class DownloadsOnLoad(ScriptedLLM):
+    """Its model downloads on load: a cancel of the request stops the download (E500)."""
+
+    name = "scripted-downloading"
+    priority = 100
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token: CancelToken | None = None
+
+    def load(self, params: object) -> None:
+        assert self.token is not None
+        if not self.token.wait(10):
+            raise AssertionError("the request was never cancelled")
+        raise BreezeError("E500", "download cancelled")
+
+
+async def test_a_cancel_during_a_load_is_a_cancel_not_a_failure_to_fall_back_from():
+    downloading = DownloadsOnLoad()
+    engine = make_engine(downloading, ScriptedLLM())
+    handle = engine.submit(text_request())
+    downloading.token = handle.token
+    await asyncio.sleep(0.05)
+    handle.cancel()
+    result = await handle.result()
+    assert result.ok and result.metadata["finish_reason"] == "cancelled"
+    assert "runner_name" not in result.metadata  # scripted-llm was not tried instead
 
 
 def test_first_runner_is_where_a_request_goes_first():

@@ -131,7 +131,9 @@ async def test_played_into_the_sink_it_is_heard_for_as_long_as_it_lasts(engine):
     spans = recorder.spans(bridge_ms=600)  # the pause between the sentences is bridged
     assert len(spans) == 1, spans
     heard_ms = spans[0][1] - spans[0][0]
-    assert duration_ms - 600 < heard_ms <= duration_ms + 50  # less its leading/trailing hush
+    # less its leading and trailing hush; on a loaded machine an underrun may stretch it a
+    # little, while a sentence played twice would add its whole length
+    assert duration_ms - 600 < heard_ms <= duration_ms + 600
     assert dbfs(recorder.samples().tobytes()) > -40
     assert KEY_WORDS <= set(recorder.transcript().split()), recorder.transcript()
 

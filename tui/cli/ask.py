@@ -130,7 +130,8 @@ def _speak(
             async for event in speech:
                 if isinstance(event, ReplyText):
                     if json_:
-                        print_json(event.result)
+                        if event.result.partial:  # the terminal result is printed at the end
+                            print_json(event.result)
                     else:
                         sys.stdout.write(event.delta)
                         sys.stdout.flush()

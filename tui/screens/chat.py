@@ -346,10 +346,10 @@ class ChatScreen(Screen[None]):
         await self.open_chat(None)
 
     async def open_chat(self, session_id: int | None) -> None:
-        """Leave this chat for a saved one, or a new one (None): its reply and speech stop,
-        the runner and parameters chosen stay."""
-        if self.busy:
-            self.action_cancel()
+        """Leave this chat for a saved one, or a new one (None): its reply and speech stop;
+        dictation into the prompt, the runner and the parameters chosen stay."""
+        if self.conversation.reply is not None:
+            self.conversation.reply.cancel()  # its speech with it
         elif self.speech is not None:
             self.speech.cancel()
         old = self.conversation

@@ -1,0 +1,34 @@
+"""A chat's replies through `Conversation`, apart from the widgets: the real llama.cpp model,
+espeak-ng and the null-sink speaker."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import Engine, EngineSettings, InferenceResult, Registry
+from engine.guardian import make_guard
+from engine.speech import SpeechSettings, speak_reply
+from runners.guardian import GuardianRunner
+from runners.llama_cpp import LlamaCppRunner
+from runners.pyttsx3_tts import Pyttsx3Runner
+from tests.runners.test_audio_out import player, tts_sink  # noqa: F401 (fixtures)
+from tui.conversation import Conversation
+
+
+@pytest.mark.usefixtures("tts_sink")
+async def test_a_spoken_reply_ends_once_even_when_its_end_brings_text(store, player):  # noqa: F811
+    # The guardian checks the reply's last sentence before it is shown: it comes with the end.
+    engine = Engine(Registry([LlamaCppRunner(), Pyttsx3Runner(), GuardianRunner()]),
+                    EngineSettings(guard=make_guard()))
+    conversation = Conversation(engine, store)
+    conversation.params = {"max_tokens": 24, "temperature": 0}
+    conversation.add_user("Name two colours.")
+    reply = conversation.start_reply(
+        speak=lambda request, runner: speak_reply(engine, request, player, SpeechSettings()))
+    results = [i async for i in conversation.stream(reply) if isinstance(i, InferenceResult)]
+    await engine.aclose()
+    final = results[-1]
+    assert final.text and all(len(r.text) < len(final.text) for r in results[:-1])  # it did
+    assert [r.partial for r in results].count(False) == 1  # and came once, not twice
+    saved = store.messages(conversation.session_id)[-1]
+    assert saved.state == "complete" and saved.content == results[-1].text
