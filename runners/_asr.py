@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from engine import (
     BlockingRunner,
+    BreezeError,
     CancelToken,
     Capability,
     Emit,
@@ -185,20 +186,29 @@ class _Transcription:
         return total, known
 
     def run(self, recognizer: Recognizer, token: CancelToken) -> InferenceResult:
-        """Feed every frame; the terminal result."""
-        for frame in self.source.frames(token):
-            started = time.perf_counter()
-            hypotheses = recognizer.accept(frame.pcm)
-            spent = time.perf_counter() - started
-            self.runner.chunks_fed += 1
-            self.chunks += 1
-            self.audio_ms = frame.end_ms
-            self.busy_s += spent
-            self._publish(hypotheses, self._chunk_meta(frame, spent))
+        """Feed every frame; the terminal result. When the audio fails mid-stream (a
+        microphone unplugged), the words heard so far are finalized all the same: the error
+        result carries them."""
+        failure: BreezeError | None = None
+        try:
+            for frame in self.source.frames(token):
+                started = time.perf_counter()
+                hypotheses = recognizer.accept(frame.pcm)
+                spent = time.perf_counter() - started
+                self.runner.chunks_fed += 1
+                self.chunks += 1
+                self.audio_ms = frame.end_ms
+                self.busy_s += spent
+                self._publish(hypotheses, self._chunk_meta(frame, spent))
+        except BreezeError as exc:
+            failure = exc
         last = recognizer.finish()
         self.partial = Hypothesis("")
         if last.text:
             self._commit(last)
+        if failure is not None:
+            heard = self._terminal("error")
+            return InferenceResult.failure(failure.error, heard.outputs, heard.metadata)
         reason = "cancelled" if token.cancelled else self.source.finish_reason
         return self._terminal(reason)
 

@@ -138,7 +138,8 @@ class Conversation:
         if reply.result is not None and not reply.result.partial:
             return  # it has ended, and was saved then
         reply.cancel()
-        self._finish(reply, InferenceResult.success({}, {"finish_reason": "cancelled"}))
+        reply.result = InferenceResult.success({}, {"finish_reason": "cancelled"})
+        self._finish(reply, reply.result)
 
     def _finish(self, reply: Reply, result: InferenceResult) -> None:
         metadata = _kept_metadata(result.metadata)

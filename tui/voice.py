@@ -30,17 +30,17 @@ class DictationText:
 
     def update(self, result: InferenceResult) -> list[str]:
         """The finals to insert; `self.partial` is then the utterance in progress."""
-        if result.error is not None:
-            self.partial = ""
-            return []
         meta = result.metadata
-        if not result.partial:  # the last utterance is finalized when the stream ends
+        if not result.partial:  # the end (an error's too) finalizes the last utterance
             segments = [str(s.get("text", "")) for s in meta.get("segments") or []]
             finals, self.partial = segments[self.finalized:], ""
         elif meta.get("is_final"):
             finals, self.partial = [str(result.outputs.get("segment", ""))], ""
         else:
-            finals, self.partial = [], "" if self._skip else str(result.outputs.get("segment", ""))
+            segment = str(result.outputs.get("segment", ""))
+            if not segment.strip():  # the utterance sent as it stood ended with no words
+                self._skip = False   # (no final comes for it): the next one is shown
+            finals, self.partial = [], "" if self._skip else segment
         self.finalized += len(finals)
         if self._skip and finals:
             finals, self._skip = finals[1:], False

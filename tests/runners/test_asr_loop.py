@@ -3,12 +3,13 @@ incrementally is the one computed from scratch, in every stream mode."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from engine import CancelToken, InferenceRequest, InferenceResult
+from engine import BreezeError, CancelToken, InferenceRequest, InferenceResult
 from runners._asr import AsrRunner, Hypothesis, Recognizer, Word
 from runners.audio_in import AudioSource, Frame
 
@@ -149,3 +150,24 @@ def test_the_terminal_result_holds_every_utterance(mode):
     assert terminal.metadata["confidence"] == mean(words)
     assert [s["text"] for s in terminal.metadata["segments"]] == ["a b c", "d e", "f g"]
     assert terminal.metadata["chunks_processed"] == len(SCRIPT)
+
+
+class Unplugged(Silence):
+    """A microphone that stops sending audio after five chunks."""
+
+    def frames(self, token: CancelToken) -> Iterator[Frame]:
+        yield from itertools.islice(super().frames(token), 5)
+        raise BreezeError("E501", "the microphone pulse sends no audio")
+
+
+def test_audio_failing_mid_stream_still_finalizes_what_was_heard():
+    runner = ScriptedAsr()
+    runner.audio_source = lambda request: Unplugged()  # type: ignore[method-assign]
+    results: list[InferenceResult] = []
+    request = InferenceRequest({"audio": b""}, {"stream_mode": "chunk"})
+    runner.generate(request, CancelToken(), lambda r: results.append(r) is None)
+    terminal = results[-1]
+    assert terminal.error is not None and terminal.error.code == "E501"
+    # the utterance in progress ("d" then) is finalized by the recognizer, not dropped
+    assert [s["text"] for s in terminal.metadata["segments"]] == ["a b c", "f g"]
+    assert terminal.text == "a b c f g"

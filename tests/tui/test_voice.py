@@ -9,7 +9,7 @@ import re
 import pytest
 from textual.widgets import Input, Select
 
-from engine import Capability, InferenceRequest, InferenceResult
+from engine import Capability, InferenceRequest, InferenceResult, RunnerError
 from engine.config_file import read_config, update_config
 from tests.runners.test_audio_in import no_recording_left, play, recording_streams, tone
 from tests.runners.test_audio_out import MonitorRecorder, tts_sink  # noqa: F401 (fixture)
@@ -319,6 +319,24 @@ def test_an_utterance_sent_as_a_partial_is_not_inserted_again():
     assert words.update(_asr("close")) == [] and words.partial == "close"
     done = _asr("", segments=["what time is it", "close the door"], done=True)
     assert words.update(done) == ["close the door"]
+
+
+def test_an_utterance_sent_that_ends_with_no_words_hides_no_other():
+    words = DictationText()
+    words.update(_asr("the"))  # a noise, heard as a word for a moment
+    words.skip_utterance()
+    assert words.update(_asr("")) == []  # finalized empty: no final comes, the partial empties
+    assert words.update(_asr("book a")) == [] and words.partial == "book a"
+    assert words.update(_asr("book a table for two", final=True)) == ["book a table for two"]
+
+
+def test_words_heard_before_the_microphone_failed_are_kept():
+    words = DictationText()
+    assert words.update(_asr("turn on the")) == []
+    failed = InferenceResult.failure(RunnerError.of("E501", "the microphone sends no audio"),
+                                     {"text": "turn on the light"},
+                                     {"segments": [{"text": "turn on the light"}]})
+    assert words.update(failed) == ["turn on the light"] and words.partial == ""
 
 
 async def test_the_voice_and_rate_of_spoken_replies_are_chosen_in_the_settings(make_app):

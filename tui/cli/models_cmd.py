@@ -98,7 +98,10 @@ def pull_model(
                 worker.join(0.1)
         except KeyboardInterrupt:
             token.cancel("interrupted")
-            worker.join()
+            try:
+                worker.join()
+            except KeyboardInterrupt:  # pressed again while the download winds down
+                pass
     result = outcome[0] if outcome else BreezeError("E500", "download stopped", True)
     if isinstance(result, BreezeError):
         if token.cancelled:
