@@ -189,10 +189,10 @@ class ChatScreen(Screen[None]):
         try:
             async for item in conversation.stream(reply):
                 try:
-                    if view.is_attached:
+                    if _in_the_chat(view):
                         await self._show(item, reply, view)
                 except NoMatches:
-                    if view.is_attached and not self._app_closing:
+                    if _in_the_chat(view) and not self._app_closing:
                         raise
         finally:
             del self._reading[id(reply)]
@@ -245,7 +245,7 @@ class ChatScreen(Screen[None]):
         if self._app_closing:
             return
         self.query_one(SpeechBar).stop()
-        if view.is_attached:
+        if _in_the_chat(view):
             view.remove_class("-speaking")
             await view.highlight(None)
         if self.status.state == "speaking":
@@ -454,3 +454,9 @@ class ChatScreen(Screen[None]):
     def model_failed(self, error: BreezeError) -> None:
         self.status.state = f"model failed: {error.error.code}"
         self.notify(str(error.error), severity="error", timeout=10)
+
+
+def _in_the_chat(view: MessageView) -> bool:
+    """The view is shown: attached, and not being taken down with a chat left (its parts go
+    first, while it is still attached)."""
+    return view.is_attached and not view._pruning
