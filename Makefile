@@ -11,7 +11,7 @@ bench: setup-test
 
 lint: setup-test
 	.venv/bin/ruff check engine runners tui tests benchmarks
-	.venv/bin/mypy
+	scripts/typecheck.sh
 
 setup:
 	scripts/setup.sh app

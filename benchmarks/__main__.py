@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from . import (
     asr,
+    asr_accuracy,
     engine_overhead,
     guardian,
+    history_fit,
     llm_throughput,
     remote_throughput,
+    tts_intelligibility,
     tts_latency,
     tui_render,
 )
@@ -20,15 +24,21 @@ BENCHMARKS = {
     "tui_render": tui_render.main,
     "guardian": guardian.main,
     "asr": asr.main,
+    "asr_accuracy": asr_accuracy.main,
     "remote_throughput": remote_throughput.main,
     "tts_latency": tts_latency.main,
+    "tts_intelligibility": tts_intelligibility.main,
+    "history_fit": history_fit.main,
 }
 
 
 def main() -> None:
     chosen = sys.argv[1:] or list(BENCHMARKS)
-    for name in chosen:
-        BENCHMARKS[name]()
+    try:
+        for name in chosen:
+            BENCHMARKS[name]()
+    finally:
+        gc.collect()  # native models freed now, not while the interpreter shuts down
 
 
 if __name__ == "__main__":

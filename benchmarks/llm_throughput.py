@@ -38,7 +38,7 @@ def _raw_run(llm) -> tuple[float, float, str]:
 
 
 async def _engine_run(engine, runner) -> tuple[float, float, str, int]:
-    from engine import InferenceRequest
+    from breeze.engine import InferenceRequest
 
     runner._llm.reset()
     start = time.perf_counter()
@@ -58,9 +58,9 @@ async def _engine_run(engine, runner) -> tuple[float, float, str, int]:
 async def _measure() -> dict[str, object]:
     import llama_cpp
 
-    from engine import Engine, Registry
-    from engine.models import resolve
-    from runners.llama_cpp import LlamaCppRunner
+    from breeze.engine import Engine, Registry
+    from breeze.engine.models import resolve
+    from breeze.runners.llama_cpp import LlamaCppRunner
 
     threads = os.cpu_count() or 1
     runner = LlamaCppRunner()

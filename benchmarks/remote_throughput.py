@@ -26,7 +26,7 @@ MODEL = "smollm2"
 
 
 def _start_server() -> tuple[subprocess.Popen[bytes], str]:
-    from engine.models import resolve
+    from breeze.engine.models import resolve
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,7 +67,7 @@ async def _raw_run(client) -> tuple[float, float, int, str]:
 
 
 async def _engine_run(engine) -> tuple[float, float, int, str]:
-    from engine import InferenceRequest
+    from breeze.engine import InferenceRequest
 
     start = time.perf_counter()
     first = last = None
@@ -83,9 +83,9 @@ async def _engine_run(engine) -> tuple[float, float, int, str]:
 async def _measure(url: str) -> dict[str, object]:
     import openai
 
-    from engine import Engine, Registry
-    from runners._remote_config import RemoteProfile
-    from runners.openai_compat import OpenAIRunner
+    from breeze.engine import Engine, Registry
+    from breeze.runners._remote_config import RemoteProfile
+    from breeze.runners.openai_compat import OpenAIRunner
 
     engine = Engine(Registry([OpenAIRunner(RemoteProfile("bench", url, MODEL))]))
     ours: list[tuple[float, float]] = []

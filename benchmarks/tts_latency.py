@@ -35,7 +35,7 @@ WINDOW = 110  # samples: 5 ms at 22050 Hz
 async def _request(engine: Any, player: Any | None, streamed: bool) -> dict[str, Any]:
     """One request for the paragraph. Streamed, its first chunk is played as it arrives;
     otherwise once all the audio exists. Times in ms from the request."""
-    from engine import Capability, InferenceRequest
+    from breeze.engine import Capability, InferenceRequest
 
     request = InferenceRequest({"text": PARAGRAPH}, capability=Capability.TTS)
     start = time.perf_counter()
@@ -130,8 +130,8 @@ def _pauses(whole: bytes, sentences: list[bytes], gaps_ms: list[float]) -> dict[
 
 
 def _open_player() -> tuple[Any | None, str | None]:
-    from engine import BreezeError
-    from runners.audio_out import Player
+    from breeze.engine import BreezeError
+    from breeze.runners.audio_out import Player
 
     try:
         player = Player().open()
@@ -144,8 +144,8 @@ def _open_player() -> tuple[Any | None, str | None]:
 
 
 async def _measure() -> dict[str, Any]:
-    from engine import Engine, Registry
-    from runners.pyttsx3_tts import Pyttsx3Runner
+    from breeze.engine import Engine, Registry
+    from breeze.runners.pyttsx3_tts import Pyttsx3Runner
 
     runner = Pyttsx3Runner()
     engine = Engine(Registry([runner]))
@@ -198,7 +198,7 @@ def _median(values: Any) -> float | None:
 
 async def _streamed_through(engine: Any, player: Any) -> None:
     """Stream the paragraph into the player as the app does and wait until it has played."""
-    from engine import Capability, InferenceRequest
+    from breeze.engine import Capability, InferenceRequest
 
     request = InferenceRequest({"text": PARAGRAPH}, capability=Capability.TTS)
     async for result in engine.submit(request):

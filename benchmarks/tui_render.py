@@ -29,9 +29,9 @@ def _cli_tokens_per_second() -> float:
 
 
 async def _app_run(delays: list[float]) -> float:
-    from tui.app import create_app
-    from tui.store import Store
-    from tui.widgets.message import MessageView
+    from breeze.tui.app import create_app
+    from breeze.tui.store import Store
+    from breeze.tui.widgets.message import MessageView
 
     original = MessageView.append
 

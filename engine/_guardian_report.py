@@ -73,6 +73,13 @@ class Report:
                 kept.append({**issue, "span": [max(start, floor), end]})
         return Report(self.status, self.risk, tuple(kept), self.error, self.ms, self.checks)
 
+    def starting_before(self, end: int) -> Report:
+        """Only the issues that start before `end` (the others are in text not released)."""
+        kept = tuple(i for i in self.issues if i["span"][0] < end)
+        status = self.status if kept or self.error is not None else "safe"
+        risk = self.risk if kept else 0.0
+        return Report(status, risk, kept, self.error, self.ms, self.checks)
+
     def merged(self, other: Report) -> Report:
         return Report(
             max(self.status, other.status, key=_ORDER.index),

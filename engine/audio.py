@@ -67,7 +67,11 @@ def read_wav(source: str | Path | bytes, rate: int | None = None) -> Pcm:
     except IsADirectoryError:
         raise BreezeError("E400", f"{source!s} is a directory, not a WAV file") from None
     except (wave.Error, EOFError) as exc:
-        raise BreezeError("E400", f"not a PCM WAV file: {exc}") from None
+        name = "the audio" if isinstance(source, bytes) else str(source)
+        reason = str(exc) or "it ends before its WAV header does"
+        if isinstance(exc, wave.Error) and "RIFF" in reason:
+            reason = "it does not start with a RIFF/WAVE header"
+        raise BreezeError("E400", f"{name} is not a PCM WAV file: {reason}") from None
     with handle:
         width, channels, frame_rate = (
             handle.getsampwidth(), handle.getnchannels(), handle.getframerate()

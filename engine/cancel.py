@@ -47,6 +47,13 @@ class CancelToken:
         """Block a worker thread until cancelled or the timeout passes; True when cancelled."""
         return self._event.wait(timeout)
 
+    def child(self) -> CancelToken:
+        """A token cancelled with this one that can also be cancelled alone: one worker of
+        the request, stopped when its stream ends without ending the request."""
+        child = CancelToken()
+        self.on_cancel(lambda: child.cancel(self.reason))
+        return child
+
     def on_cancel(self, callback: Callable[[], None]) -> None:
         """Call `callback` (from whichever thread cancels) once cancelled; at once if already."""
         with self._lock:
@@ -71,7 +78,6 @@ class CancelToken:
             await asyncio.wait({waiter}, timeout=seconds)
         finally:
             waiter.cancel()
-
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:

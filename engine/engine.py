@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -32,6 +34,8 @@ class Handle:
 
     `cancel()` is safe from any task or thread and returns at once; the stream then ends with
     a terminal result whose metadata has finish_reason "cancelled" and the output so far.
+    Leaving it unfinished cancels it too: `aclose()`, leaving `async with`, or dropping the
+    last reference to it.
     """
 
     def __init__(self, engine: Engine, request: InferenceRequest, runner: str | None) -> None:
@@ -41,30 +45,30 @@ class Handle:
         self.request_id = request.request_id
         self.token = CancelToken()
         self.terminal: InferenceResult | None = None
-        self._loop = loop
         self._channel = ResultChannel(loop, settings.queue_size)
         self._interval = settings.emit_interval_ms / 1000.0
-        self._grace = settings.cancel_grace_s
         self._last_emit: float | None = None
         self._watch = Stopwatch()
         # request-level metadata every delivered result carries (runner_name once chosen)
         self._extra: dict[str, Any] = {"request_id": request.request_id}
-        self._task = loop.create_task(
+        task = loop.create_task(
             engine._drive(request, runner, self.token, self._channel, self._extra)
         )
+        engine._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(engine._tasks.discard)
+        self._control = _Control(loop, self.token, self._channel, task, settings.cancel_grace_s)
+        # A handle dropped before its end (a `break` out of `async for` over `submit(...)`)
+        # cancels its request, so that no worker stays blocked on a consumer that is gone.
+        self._finalizer = weakref.finalize(self, self._control.cancel, "the consumer dropped it")
+        self._finalizer.atexit = False
 
     def cancel(self, reason: str = "cancelled by the user") -> None:
-        if self.token.cancelled or self._task.done():
-            return
-        self.token.cancel(reason)
-        if on_loop(self._loop):
-            self._after_cancel()
-        else:
-            self._loop.call_soon_threadsafe(self._after_cancel)
+        self._control.cancel(reason)
 
-    def _after_cancel(self) -> None:
-        self._channel.discard_partials()
-        self._loop.call_later(self._grace, self._task.cancel)
+    async def aclose(self) -> None:
+        """Stop reading: the request is cancelled unless it has ended."""
+        if self.terminal is None:
+            self.cancel("the consumer closed the stream")
 
     @property
     def done(self) -> bool:
@@ -85,15 +89,19 @@ class Handle:
         result = self._annotate(result)
         if not result.partial:
             self.terminal = result
+            self._finalizer.detach()
         return result
 
     def _annotate(self, result: InferenceResult) -> InferenceResult:
         """Done on delivery, not per runner result: merged partials are annotated once."""
         watch = self._watch
         metadata = {**result.metadata, **self._extra, "elapsed_ms": watch.ms()}
-        if watch.first_ms is None and result.outputs:
-            first = watch.mark_first()
-            metadata.setdefault("ttft_ms", first)
+        if watch.first_ms is None and _shows_something(result):
+            watch.mark_first()
+        if watch.first_ms is not None:
+            # from submit to the first output the consumer got: what the user waited for
+            # (a runner's own figure starts later, and may count text a guard held back)
+            metadata["ttft_ms"] = round(watch.first_ms, 3)
         return InferenceResult(result.outputs, metadata, result.error, result.partial)
 
     async def _pace(self, result: InferenceResult) -> InferenceResult:
@@ -122,6 +130,42 @@ class Handle:
             self.cancel("the consumer left")
 
 
+class _Control:
+    """The one way a request is cancelled: the token at once (backends stop between units
+    of work, queued partials are dropped), the driving task after a grace period. Apart
+    from the handle, so that the handle's finalizer can use it."""
+
+    __slots__ = ("loop", "token", "channel", "task", "grace")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        token: CancelToken,
+        channel: ResultChannel,
+        task: asyncio.Task[None],
+        grace: float,
+    ) -> None:
+        self.loop, self.token, self.channel, self.task, self.grace = (
+            loop, token, channel, task, grace
+        )
+
+    def cancel(self, reason: str) -> None:
+        if self.token.cancelled or self.task.done():
+            return
+        self.token.cancel(reason)
+        if on_loop(self.loop):
+            self._after_cancel()
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._after_cancel)
+        except RuntimeError:  # the loop is closed: nothing runs any more
+            pass
+
+    def _after_cancel(self) -> None:
+        self.channel.discard_partials()
+        self.loop.call_later(self.grace, self.task.cancel)
+
+
 class Engine:
     """Routes requests to runners and enforces the streaming contract around them."""
 
@@ -129,6 +173,7 @@ class Engine:
         self.registry = registry
         self.settings = settings or EngineSettings()
         self._load_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, request: InferenceRequest, *, runner: str | None = None) -> Handle:
         """Start `request` now; iterate the handle for its results. Never raises for bad
@@ -206,6 +251,9 @@ class Engine:
             )
             if guard is not None and guarded:
                 results = guard.guard_output(self, prepared, results, token)
+            idle_s = None if "microphone" in request.inputs else self.settings.idle_timeout_s
+            if idle_s:
+                results = _idle_limited(results, idle_s, token, runner.name)
             try:
                 count = 0
                 async for result in results:
@@ -233,8 +281,16 @@ class Engine:
             else:
                 finish(InferenceResult.failure(exc.error, last_outputs))
         except asyncio.CancelledError:
-            finish(InferenceResult.success(last_outputs, {"finish_reason": "cancelled"}))
-            raise
+            task = asyncio.current_task()
+            if token.cancelled or (task is not None and task.cancelling()):
+                finish(InferenceResult.success(last_outputs, {"finish_reason": "cancelled"}))
+                if task is not None and task.cancelling():
+                    raise
+                return
+            # raised by a runner itself: nobody cancelled this request
+            log.error("request %s: CancelledError without a cancel", request.request_id)
+            error = RunnerError.of("E101", "the runner raised CancelledError; nobody cancelled")
+            finish(InferenceResult.failure(error, last_outputs))
         except Exception as exc:
             log.exception("request %s failed", request.request_id)
             error = RunnerError.of("E101", f"{type(exc).__name__}: {exc}")
@@ -303,17 +359,68 @@ class Engine:
 async def _runner_stream(
     runner: Runner, request: InferenceRequest, token: CancelToken
 ) -> AsyncIterator[InferenceResult]:
-    """The runner's results with exceptions turned into error results."""
+    """The runner's results held to the contract: an error result is terminal (whatever
+    follows is not read, and the runner's stream is closed); exceptions become error
+    results."""
+    stream: AsyncIterator[InferenceResult] | None = None
     try:
         if runner.streaming:
-            async for result in runner.stream(request, token):
-                yield result
+            stream = runner.stream(request, token)
         else:
-            yield await runner.run(request, token)
+            stream = _once(runner, request, token)
+        async for result in stream:
+            if result.error is not None and result.partial:
+                result = dataclasses.replace(result, partial=False)
+            yield result
+            if not result.partial:
+                return
     except BreezeError as exc:
         yield InferenceResult.failure(exc.error)
     except Cancelled:
-        yield InferenceResult.success(metadata={"finish_reason": "cancelled"})
+        if token.cancelled:
+            yield InferenceResult.success(metadata={"finish_reason": "cancelled"})
+        else:
+            error = RunnerError.of("E101", "the runner stopped as cancelled; nobody cancelled it")
+            yield InferenceResult.failure(error)
     except (ConnectionError, TimeoutError) as exc:
         yield InferenceResult.failure(RunnerError.of("E102", f"{type(exc).__name__}: {exc}"))
+    finally:
+        if stream is not None:
+            await aclose(stream)
 
+
+async def _once(
+    runner: Runner, request: InferenceRequest, token: CancelToken
+) -> AsyncIterator[InferenceResult]:
+    yield await runner.run(request, token)
+
+
+async def _idle_limited(
+    results: AsyncIterator[InferenceResult], seconds: float, token: CancelToken, runner: str
+) -> AsyncIterator[InferenceResult]:
+    """`results`, ended by an E103 error result when none arrives for `seconds`: the wait is
+    cancelled (closing the runner's stream, which stops a blocking worker), then the token."""
+    try:
+        while True:
+            timer = asyncio.timeout(seconds)
+            try:
+                async with timer:
+                    result = await anext(results)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if not timer.expired():
+                    raise
+            if timer.expired():
+                token.cancel("timed out")
+                message = f"runner {runner!r} sent nothing for {seconds:g} s"
+                yield InferenceResult.failure(RunnerError.of("E103", message))
+                return
+            yield result
+    finally:
+        await aclose(results)
+
+
+def _shows_something(result: InferenceResult) -> bool:
+    """A result with output for the consumer: text (not an empty string), audio, a verdict."""
+    return any(value not in ("", None, b"") for value in result.outputs.values())

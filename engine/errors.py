@@ -35,6 +35,7 @@ class RunnerError:
     code: str
     message: str
     recoverable: bool = False
+    retry_after_s: float | None = None  # when the backend said how long to wait (Retry-After)
 
     def __post_init__(self) -> None:
         if self.code not in ERROR_CODES:
@@ -51,7 +52,11 @@ class RunnerError:
         return cls(code, message, recoverable)
 
     def to_dict(self) -> dict[str, object]:
-        return {"code": self.code, "message": self.message, "recoverable": self.recoverable}
+        data: dict[str, object] = {"code": self.code, "message": self.message,
+                                   "recoverable": self.recoverable}
+        if self.retry_after_s is not None:
+            data["retry_after_s"] = self.retry_after_s
+        return data
 
 
 class BreezeError(Exception):

@@ -42,6 +42,8 @@ log = logging.getLogger("breeze.guardian")
 
 STRICTNESS = ("low", "medium", "high")
 KNOWN_CHECKS = ("offensive", "personal_data", "prompt_injection", "llm_judge")
+# Checks that find spans in a text (not verdicts on whole sentences): a reply streams past them.
+SPAN_CHECKS = frozenset({"personal_data"})
 
 
 class Strategy(enum.StrEnum):
@@ -95,13 +97,25 @@ class GuardianSettings:
     def from_mapping(cls, table: Mapping[str, Any]) -> GuardianSettings:
         """From the config file's [guardian] table (keys as in `to_mapping`)."""
         base = cls()
+        for key in ("enabled", "fail_closed"):
+            if not isinstance(table.get(key, True), bool):
+                raise BreezeError("E400", f"guardian {key} must be true or false, "
+                                          f"got {table[key]!r}")
+        for key in ("strictness", "input", "output", "runner", "judge_model"):
+            if not isinstance(table.get(key, ""), str):
+                raise BreezeError("E400", f"guardian {key} must be a string, got {table[key]!r}")
+        for key in ("input_checks", "output_checks"):
+            checks = table.get(key, [])
+            if not isinstance(checks, list) or not all(isinstance(c, str) for c in checks):
+                raise BreezeError("E400", f"guardian {key} must be a list of check names, "
+                                          f"got {checks!r}")
         try:
             return cls(
-                enabled=bool(table.get("enabled", base.enabled)),
-                strictness=str(table.get("strictness", base.strictness)),
+                enabled=table.get("enabled", base.enabled),
+                strictness=table.get("strictness", base.strictness),
                 input=_checkpoint(table, "input", base.input),
                 output=_checkpoint(table, "output", base.output),
-                fail_closed=bool(table.get("fail_closed", base.fail_closed)),
+                fail_closed=table.get("fail_closed", base.fail_closed),
                 runner=table.get("runner") or None,
                 judge_model=table.get("judge_model") or None,
             )
@@ -192,7 +206,10 @@ class Guardian:
         async def check(text: str) -> Report:
             return await self.check(engine, text, checkpoint)
 
-        guard = OutputGuard(check, checkpoint.strategy.value, self.settings.fail_closed, token)
+        by_span = (set(checkpoint.checks) <= SPAN_CHECKS
+                   and request.params.get("stream_mode") != "sentence")
+        guard = OutputGuard(check, checkpoint.strategy.value, self.settings.fail_closed, token,
+                            by_span=by_span)
         return guard.run(results)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ class ParamSpec:
             value = self._from_string(value)
         if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
             raise self._bad(f"must be {_TYPE_NAMES.get(self.type, self.type.__name__)}", value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self._bad("must be a finite number", value)
         if self.minimum is not None and value < self.minimum:  # type: ignore[operator]
             raise self._bad(f"must be >= {self.minimum}", value)
         if self.maximum is not None and value > self.maximum:  # type: ignore[operator]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .cancel import CancelToken
 from .errors import RunnerError
@@ -25,10 +25,20 @@ class RetryPolicy:
     base_delay_s: float = 0.5
     factor: float = 2.0
     max_delay_s: float = 8.0
+    # A backend that asks for a longer wait than this (Retry-After) is not retried.
+    max_retry_after_s: float = 30.0
 
-    def delay(self, attempt: int) -> float:
-        """Delay before retry number `attempt` (1-based): base, base*factor, base*factor^2..."""
-        return min(self.max_delay_s, self.base_delay_s * self.factor ** (attempt - 1))
+    def delay(self, attempt: int, error: RunnerError | None = None) -> float:
+        """Delay before retry number `attempt` (1-based): base, base*factor, base*factor^2...,
+        or longer when the backend asked for it."""
+        backoff = min(self.max_delay_s, self.base_delay_s * self.factor ** (attempt - 1))
+        asked = error.retry_after_s if error is not None else None
+        return max(backoff, asked or 0.0)
+
+    def allows(self, attempt: int, error: RunnerError) -> bool:
+        """Whether retry number `attempt` may follow this error."""
+        asked = error.retry_after_s or 0.0
+        return attempt <= self.max_retries and asked <= self.max_retry_after_s
 
 
 async def stream_with_retry(
@@ -37,7 +47,8 @@ async def stream_with_retry(
     token: CancelToken,
 ) -> AsyncGenerator[InferenceResult, None]:
     """Yield the results of `open_stream()`, reopening it after a recoverable error that
-    arrived before any output; after `max_retries` such failures, one E102 error result."""
+    arrived before any output; after `max_retries` such failures, the last error, with its
+    code, says how many retries were made."""
     attempt = 0
     while True:
         seen_output = False
@@ -47,13 +58,13 @@ async def stream_with_retry(
             async for result in stream:
                 error = result.error
                 if error is not None and error.recoverable and not seen_output:
-                    if attempt < policy.max_retries and not token.cancelled:
+                    if policy.allows(attempt + 1, error) and not token.cancelled:
                         retry_error = error
                         break
                     if attempt > 0:
-                        message = f"Streaming failed after {attempt} retries: {error.message}"
+                        message = f"{error.message} (after {attempt} retries)"
                         result = InferenceResult.failure(
-                            RunnerError("E102", message, True), result.outputs, result.metadata
+                            replace(error, message=message), result.outputs, result.metadata
                         )
                 if attempt:
                     result = result.with_metadata(retries=attempt)
@@ -66,7 +77,7 @@ async def stream_with_retry(
         if retry_error is None:
             return
         attempt += 1
-        delay = policy.delay(attempt)
+        delay = policy.delay(attempt, retry_error)
         log.info("retry %d/%d in %.2fs after %s", attempt, policy.max_retries, delay, retry_error)
         await token.sleep(delay)
         if token.cancelled:

@@ -32,6 +32,8 @@ def route(request: InferenceRequest) -> Capability:
     """The request's own capability, else one inferred from its inputs: audio or microphone
     -> ASR, image -> VLM, text or messages -> LLM (speech synthesis must be asked for: TTS)."""
     validate_inputs(request.inputs)
+    if not isinstance(request.params, Mapping):
+        raise BreezeError("E400", f"params must be a mapping, got {type(request.params).__name__}")
     if request.capability is not None:
         return Capability.parse(request.capability)
     inputs = request.inputs
@@ -64,3 +66,16 @@ def validate_inputs(inputs: Mapping[str, Any]) -> None:
                 "E400",
                 f"messages[{i}] must be {{'role': system|user|assistant, 'content': str}}",
             )
+        _check_text(f"messages[{i}]", message["content"])
+    if isinstance(inputs.get("text"), str):
+        _check_text("text", inputs["text"])
+
+
+def _check_text(name: str, text: str) -> None:
+    """Text that cannot be written as UTF-8 (lone surrogates, from undecodable bytes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BreezeError("E400", f"input {name} is not valid Unicode text: character "
+                                  f"{exc.start} is {text[exc.start]!r}, half of a UTF-16 pair "
+                                  "(were the bytes UTF-8?)") from None

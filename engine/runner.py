@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -134,13 +135,19 @@ class BlockingRunner(Runner):
     async def stream(
         self, request: InferenceRequest, token: CancelToken
     ) -> AsyncIterator[InferenceResult]:
-        async for result in iterate_blocking(
-            lambda emit: self.generate(request, token, emit),
-            token,
+        # The worker gets a token of its own: ending this stream stops the worker without
+        # marking the request cancelled (an error result may still be retried).
+        worker_token = token.child()
+        results = iterate_blocking(
+            lambda emit: self.generate(request, worker_token, emit),
+            worker_token,
             name=f"breeze-{self.name}-{request.request_id}",
             maxsize=self.queue_size,
-        ):
-            yield result
+            group=self.name,
+        )
+        async with aclosing(results):
+            async for result in results:
+                yield result
 
 
 class Stopwatch:

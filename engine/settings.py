@@ -23,6 +23,9 @@ class EngineSettings:
     emit_interval_ms: float = 15.0
     # After cancel(), how long a runner may take to end by itself before its task is cancelled.
     cancel_grace_s: float = 1.0
+    # A runner that yields nothing for this long ends its request with E103 and is cancelled;
+    # None: no limit. Live microphone streams are exempt (silence is no hang).
+    idle_timeout_s: float | None = 300.0
     # The user's runner of choice per capability (tried before priority order).
     preferred_runners: dict[Capability, str] = field(default_factory=dict)
     # The user's default parameters per runner name (a request's own params win).

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from ._channel import on_loop
 from .engine import Engine, Handle
 from .errors import BreezeError, RunnerError
-from .text import has_speech, split_complete_sentences, split_sentences
+from .text import SentenceStream, has_speech
 from .types import Capability, InferenceRequest, InferenceResult
 
 __all__ = [
@@ -231,21 +231,20 @@ class SpeakReply:
             self._finish()
 
     async def _read_reply(self) -> None:
-        consumed, shown = 0, ""
-        max_chars = self.settings.max_sentence_chars
+        shown = ""
+        sentences = SentenceStream(self.settings.max_sentence_chars)
         async for result in self._llm:
             text = result.text if "text" in result.outputs else shown
             if len(text) > len(shown):
                 self._events.put_nowait(ReplyText(text, text[len(shown):], result))
                 shown = text
             if result.partial:
-                complete, rest = split_complete_sentences(text[consumed:], max_chars)
-                consumed = len(text) - len(rest)
+                complete = sentences.feed(text)
             else:  # the end: the rest is a sentence too, unless the reply broke off
                 self._reply, self._reply_ms = result, self._ms()
                 self._events.put_nowait(ReplyDone(result))
-                rest = text[consumed:] if result.ok and not self._cancelled else ""
-                complete = [s.text for s in split_sentences(rest, max_chars)]
+                broke_off = not result.ok or self._cancelled
+                complete = [] if broke_off else sentences.finish(text)
             for sentence in complete:
                 self._sentences.put_nowait(sentence)
         self._sentences.put_nowait(None)

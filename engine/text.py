@@ -15,9 +15,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from .errors import BreezeError
+
 __all__ = [
+    "MAX_SPEECH_CHARACTERS",
     "Sentence",
+    "SentenceStream",
     "has_speech",
+    "speakable_sentences",
     "Utf8Stream",
     "split_complete_sentences",
     "split_sentences",
@@ -59,6 +64,29 @@ def has_speech(text: str) -> bool:
     """Whether a speech synthesizer has anything to say: a letter, digit or symbol (emoji
     included), not only punctuation and space."""
     return any(unicodedata.category(c)[0] in "LNS" for c in text)
+
+
+MAX_SPEECH_CHARACTERS = 100_000  # about two hours of speech
+# Control, surrogate, private-use and unassigned characters: nothing a voice can say.
+_UNSPOKEN_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}
+
+
+def speakable_sentences(text: object, max_sentence_chars: int) -> list[Sentence]:
+    """The sentences of a text to speak, cut to `max_sentence_chars`; BreezeError E400
+    saying why there are none. Offsets index the caller's text."""
+    if not isinstance(text, str) or not text.strip():
+        raise BreezeError("E400", "the text to speak is empty")
+    if len(text) > MAX_SPEECH_CHARACTERS:
+        raise BreezeError("E400", f"the text is too long: {len(text):,} characters (the limit "
+                                  f"is {MAX_SPEECH_CHARACTERS:,})")
+    cleaned = "".join(
+        " " if unicodedata.category(c) in _UNSPOKEN_CATEGORIES and c not in "\n\t" else c
+        for c in text
+    )  # same length: sentence offsets still index the caller's text
+    sentences = [s for s in split_sentences(cleaned, max_sentence_chars) if has_speech(s.text)]
+    if not sentences:
+        raise BreezeError("E400", "nothing to speak: the text has no letters, digits or symbols")
+    return sentences
 
 
 def split_sentences(text: str, max_chars: int | None = None) -> list[Sentence]:
@@ -211,6 +239,33 @@ def _cut_point(text: str, start: int, limit: int) -> int:
         return clause[-1]
     space = text.rfind(" ", floor, limit)
     return space + 1 if space > floor else limit
+
+
+class SentenceStream:
+    """The sentences of a text that grows (a streamed reply), each handed out once, as soon
+    as more text cannot change it: the one splitter every streamed consumer uses.
+
+    `feed` takes the whole text so far; `end` is where the sentences handed out end (the
+    undecided rest starts there); `finish` hands out the rest of a text that is complete.
+    """
+
+    def __init__(self, max_chars: int | None = None) -> None:
+        self.max_chars = max_chars
+        self.end = 0
+
+    def feed(self, text: str) -> list[str]:
+        complete, rest = split_complete_sentences(text[self.end:], self.max_chars)
+        self.end = len(text) - len(rest)
+        return complete
+
+    def finish(self, text: str) -> list[str]:
+        """The end of the text: what is left is a sentence (or several) too."""
+        rest, self.end = text[self.end:], len(text)
+        return [s.text for s in split_sentences(rest, self.max_chars)]
+
+    def skip_to(self, offset: int) -> None:
+        """Text before `offset` was dealt with otherwise: sentences start after it."""
+        self.end = max(self.end, offset)
 
 
 def stop_hold_back(text: str, stops: list[str]) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from engine import Registry, Runner
+from breeze.engine import Registry, Runner
 
 __all__ = ["builtin_registry", "builtin_runners"]
 

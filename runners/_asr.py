@@ -1,4 +1,5 @@
-"""The streaming recognition loop every ASR runner shares (vosk_asr.py, pocketsphinx_asr.py).
+"""The streaming recognition loop every ASR runner shares (vosk_asr.py, pocketsphinx_asr.py,
+whisper_asr.py).
 
 The loop follows the seed's three ASR patterns. Each chunk fed to the recognizer yields a
 result with the real-time keys (Pattern 1: confidence, is_final, words, ...) and the chunk keys
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine import (
+from breeze.engine import (
     BlockingRunner,
     BreezeError,
     CancelToken,
@@ -52,6 +53,7 @@ class Hypothesis:
     text: str
     words: tuple[Word, ...] = ()
     final: bool = False
+    stable: int | None = None  # in progress: how many of its first words are settled, if known
 
     @property
     def confidence(self) -> float | None:
@@ -99,6 +101,12 @@ class AsrRunner(BlockingRunner):
     def open_recognizer(self, token: CancelToken, source: AudioSource) -> Recognizer:
         raise NotImplementedError
 
+    def recognizer_for(
+        self, request: InferenceRequest, token: CancelToken, source: AudioSource
+    ) -> Recognizer:
+        """The recognizer of one request; override to tune it from the request's params."""
+        return self.open_recognizer(token, source)
+
     def audio_source(self, request: InferenceRequest) -> AudioSource:
         """The request's audio as frames at the model's rate (E400 for bad input)."""
         return open_source(request.inputs, request.params, self.sample_rate)
@@ -106,7 +114,7 @@ class AsrRunner(BlockingRunner):
     def generate(self, request: InferenceRequest, token: CancelToken, emit: Emit) -> None:
         source = self.audio_source(request)
         try:
-            recognizer = self.open_recognizer(token, source)
+            recognizer = self.recognizer_for(request, token, source)
             try:
                 terminal = _Transcription(self, request.params, source, emit).run(recognizer, token)
             finally:
@@ -137,6 +145,7 @@ class _Transcription:
         self._conf_sums = [0.0]  # [i]: sum of the known confidences of the first i words
         self._conf_known = [0]  # [i]: how many of the first i words have one
         self.words_sent = 0
+        self._words_peak = 0  # the most words of the transcript ever announced
         self.chunks = 0
         self.audio_ms = 0.0
         self.busy_s = 0.0  # time spent inside the recognizer
@@ -231,6 +240,8 @@ class _Transcription:
         for hypothesis in hypotheses:
             if hypothesis.final:
                 finals = True
+                if hypothesis.text and self.mode == "word":
+                    self._announce_unheard(hypothesis, chunk)
                 self.partial = Hypothesis("")
                 self.words_sent = min(self.words_sent, len(self.committed_words))
                 if hypothesis.text:
@@ -255,11 +266,22 @@ class _Transcription:
             "segment_index": len(self.segments) - 1 if is_final else len(self.segments),
             "words_recognized": count,
         }
+        if hypothesis.stable is not None and not is_final:
+            meta["stable_words"] = hypothesis.stable
         if self.mode == "word" and hypothesis.words:
             outputs.update(_word_outputs(hypothesis.words[-1]))
             meta["overall_confidence"] = _ratio(*self._confidence_sums(count))
             self.words_sent = count
+            self._words_peak = max(self._words_peak, count)
         self.emit(InferenceResult.success(outputs, meta, partial=True))
+
+    def _announce_unheard(self, final: Hypothesis, chunk: dict[str, Any]) -> None:
+        """Words of a final utterance that no partial showed (a recognizer that decodes the
+        utterance in progress only now and then) are announced one by one before it; its
+        last word is the final result's own."""
+        self.partial = Hypothesis(final.text, final.words[:-1])
+        self.words_sent = max(self.words_sent, self._words_peak)
+        self._send_words(chunk)
 
     def _send_words(self, chunk: dict[str, Any]) -> None:
         """Pattern 3: one result per word of the utterance in progress not yet announced."""
@@ -285,6 +307,7 @@ class _Transcription:
             }
             self.emit(InferenceResult.success(outputs, meta, partial=True))
         self.words_sent = count
+        self._words_peak = max(self._words_peak, count)
 
     def _terminal(self, reason: str) -> InferenceResult:
         words = self.committed_words

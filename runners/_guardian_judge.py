@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engine import BreezeError, CancelToken, InferenceRequest, InferenceResult
+from breeze.engine import BreezeError, CancelToken, InferenceRequest, InferenceResult
 
 __all__ = ["Judge", "JudgeAnswer", "parse_answer"]
 

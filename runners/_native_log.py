@@ -1,12 +1,15 @@
-"""Keep native libraries' output off the terminal: into the app's log instead."""
+"""Keep native libraries' output off the terminal: into the app's log instead.
+
+No file descriptor is ever redirected: the app draws its screen through them. The libraries
+log through their own settings (llama.cpp's log callback, vosk's and pocketsphinx's log
+levels); what a binding prints from Python while loading goes through `python_stderr_to_log`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
-import os
-import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 
@@ -14,25 +17,37 @@ log = logging.getLogger("breeze.native")
 _lock = threading.Lock()
 
 
-@contextlib.contextmanager
-def stderr_to_log(name: str) -> Iterator[None]:
-    """Redirect file descriptor 2 (what C code writes to) into the log while the block runs.
+class _LogWriter(io.TextIOBase):
+    """A text stream whose lines become log records."""
 
-    Process-wide, so it is used only around short native calls such as loading a model.
-    """
-    with _lock, tempfile.TemporaryFile() as sink:
-        try:
-            sys.stderr.flush()
-        except (AttributeError, ValueError):
-            pass
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.strip():
+                log.info("%s: %s", self.name, line.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending.strip():
+            log.info("%s: %s", self.name, self.pending.rstrip())
+        self.pending = ""
+
+
+@contextlib.contextmanager
+def python_stderr_to_log(name: str) -> Iterator[None]:
+    """While the block runs, what Python code prints to `sys.stderr` goes to the log (the
+    terminal's own stream, `sys.__stderr__`, is left alone)."""
+    writer = _LogWriter(name)
+    with _lock, contextlib.redirect_stderr(writer):
         try:
             yield
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            for line in sink.read().decode("utf-8", "replace").splitlines():
-                if line.strip():
-                    log.info("%s: %s", name, line)
+            writer.flush()

@@ -26,9 +26,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from engine import BreezeError, RetryPolicy
-from engine.config_file import config_path, read_config, update_config
+from breeze.engine import BreezeError, RetryPolicy
+from breeze.engine.config_file import config_path, read_config, update_config
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -39,6 +40,7 @@ __all__ = [
     "remote_params",
     "remove_profile",
     "resolve_endpoint",
+    "redact_url",
     "retry_policy",
     "save_profile",
 ]
@@ -83,6 +85,11 @@ class Endpoint:
     timeout_s: float = DEFAULT_TIMEOUT_S
     profile: str | None = None
 
+    @property
+    def shown_url(self) -> str:
+        """The base URL as errors and logs show it: without credentials."""
+        return redact_url(self.base_url)
+
 
 def _remote_table(config: Mapping[str, Any]) -> dict[str, Any]:
     table = config.get("remote", {})
@@ -126,7 +133,7 @@ def save_profile(profile: RemoteProfile, make_default: bool = False) -> Path:
     remote[profile.name] = profile.to_table()
     if make_default:
         remote["default_profile"] = profile.name
-    return update_config("remote", remote)
+    return update_config({"remote": remote})
 
 
 def remove_profile(name: str) -> None:
@@ -135,12 +142,25 @@ def remove_profile(name: str) -> None:
         raise BreezeError("E404", f"no remote profile named {name!r}")
     if remote.get("default_profile") == name:
         del remote["default_profile"]
-    update_config("remote", remote)
+    update_config({"remote": remote})
+
+
+def redact_url(url: str) -> str:
+    """`url` with the password of its `user:password@` part (or a lone user, often a key)
+    replaced by ***."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, sep, _ = userinfo.partition(":")
+    shown = f"{user}:***" if sep else "***"
+    return urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
 
 
 def _check_url(url: str) -> None:
     if not re.match(r"^https?://[^/\s]+", url or ""):
-        raise BreezeError("E400", f"base URL must start with http:// or https://, got {url!r}")
+        raise BreezeError("E400", "base URL must start with http:// or https://, "
+                                  f"got {redact_url(url)!r}")
 
 
 def _api_key(params: Mapping[str, Any], profile: RemoteProfile | None) -> str | None:

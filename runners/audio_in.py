@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from engine import BreezeError, CancelToken, ParamSpec
-from engine.audio import dbfs, resample, to_pcm16_mono
-from engine.routing import Mute
+from breeze.engine import BreezeError, CancelToken, ParamSpec
+from breeze.engine.audio import dbfs, resample, to_pcm16_mono
+from breeze.engine.routing import Mute
 
 __all__ = [
     "INPUT_PARAMS",

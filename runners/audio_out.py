@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from engine import BreezeError
-from engine.audio import resample, to_pcm16_mono
+from breeze.engine import BreezeError
+from breeze.engine.audio import resample, to_pcm16_mono
 
 __all__ = ["Player", "Segment", "output_devices", "resolve_output_device"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from engine import (
+from breeze.engine import (
     BreezeError,
     CancelToken,
     Capability,
@@ -33,7 +33,7 @@ from engine import (
     Runner,
     Support,
 )
-from engine.text import split_sentences
+from breeze.engine.text import split_sentences
 
 from ._guardian_checks import PATTERN_CHECKS, Issue
 from ._guardian_judge import MAX_CHARS as JUDGE_MAX_CHARS

@@ -18,9 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine import (
+from breeze.engine import (
     BlockingRunner,
     BreezeError,
+    Cancelled,
     CancelToken,
     Capability,
     Emit,
@@ -30,16 +31,20 @@ from engine import (
     ParamSpec,
     Support,
 )
-from engine.models import resolve
-from engine.text import Utf8Stream, split_complete_sentences, stop_hold_back
+from breeze.engine.models import entry_for, resolve
+from breeze.engine.text import SentenceStream, Utf8Stream, stop_hold_back
 
-from ._native_log import stderr_to_log
+from ._chat_formats import FORMATS, ChatFormat, choose
+from ._native_log import python_stderr_to_log
 
 log = logging.getLogger("breeze.runners.llama_cpp")
 native_log = logging.getLogger("breeze.native.llama")
 
 EVAL_CHUNK = 64  # prompt tokens evaluated between two cancellation checks
-_CHARS_PER_TOKEN_MAX = 8  # no tokenizer packs more text than this into one token
+# Text longer than n_ctx * this cannot fit, so it is not tokenized: the longest tokens of the
+# embedded models' vocabularies are runs of 31-32 spaces or punctuation (prose: 3-5 chars).
+_CHARS_PER_TOKEN_MAX = 32
+_TURN_TOKENS = 8  # what the chat template adds around one message, at most (ChatML: 5)
 
 
 class LlamaCppRunner(BlockingRunner):
@@ -52,6 +57,7 @@ class LlamaCppRunner(BlockingRunner):
         self._llm: Any = None
         self._key: tuple[str, int, int] | None = None
         self._formatter: Any = None
+        self._format: ChatFormat | None = None
         self._lock = threading.Lock()
 
     # -- set-up --------------------------------------------------------------------------
@@ -85,12 +91,16 @@ class LlamaCppRunner(BlockingRunner):
     def load(self, params: Mapping[str, Any]) -> None:
         path = resolve(params.get("model"), "LLM")
         key = (str(path), int(params.get("n_ctx", 4096)), int(params.get("n_threads", 1)))
+        if self._key == key:  # loaded: no need to wait for (nor hang behind) a generation
+            return
+        entry = entry_for(params.get("model"), path)
         with self._lock:
             if self._key == key:
                 return
             self._unload_locked()
             self._llm = _open_model(path, key[1], key[2])
-            self._formatter = _chat_formatter(self._llm)
+            self._format = choose(self._llm.metadata, entry.chat_format if entry else None)
+            self._formatter = _chat_formatter(self._llm, self._format)
             self._key = key
 
     def unload(self) -> None:
@@ -100,15 +110,19 @@ class LlamaCppRunner(BlockingRunner):
     def _unload_locked(self) -> None:
         if self._llm is not None:
             self._llm.close()
-        self._llm, self._key, self._formatter = None, None, None
+        self._llm, self._key, self._formatter, self._format = None, None, None, None
 
     # -- generation ----------------------------------------------------------------------
 
     def generate(self, request: InferenceRequest, token: CancelToken, emit: Emit) -> None:
-        with self._lock:
+        while not self._lock.acquire(timeout=0.05):  # behind another request: still cancellable
+            token.check()
+        try:
             if self._llm is None:
                 raise BreezeError("E501", "no model is loaded")
             _Generation(self, request, token, emit).run()
+        finally:
+            self._lock.release()
 
 
 class _Generation:
@@ -119,6 +133,7 @@ class _Generation:
     ) -> None:
         self.llm = runner._llm
         self.formatter = runner._formatter
+        self.chat_format = runner._format or FORMATS["chatml"]
         self.model_name = runner.model_name
         self.params = request.params
         self.request = request
@@ -127,6 +142,7 @@ class _Generation:
         self.started = time.perf_counter()
         self.text = ""
         self.sent = 0  # characters of self.text already emitted
+        self.sentences = SentenceStream()  # stream_mode "sentence": what is complete
         self.n_generated = 0
         self.first_token_at: float | None = None
         self.meta: dict[str, Any] = {"model_name": self.model_name}
@@ -134,7 +150,10 @@ class _Generation:
     def run(self) -> None:
         messages = _messages(self.request)
         max_tokens = int(self.params.get("max_tokens", 512))
-        tokens = self._fit(messages, max_tokens)
+        try:
+            tokens = self._fit(messages, max_tokens)
+        except Cancelled:
+            return self._finish("cancelled")
         budget = min(max_tokens, self.llm.n_ctx() - len(tokens))
         if max_tokens == 0:
             return self._finish("length")
@@ -143,33 +162,63 @@ class _Generation:
         self._sample(tokens, budget)
 
     def _fit(self, messages: list[dict[str, str]], max_tokens: int) -> list[int]:
-        """Tokens of the templated conversation; the oldest turns are dropped (never the
-        system prompt, never the last message) until it fits with room to answer."""
+        """Tokens of the templated conversation: the system prompt, the last message and the
+        newest turns before it that fit with room to answer; older turns are dropped.
+
+        Linear in the history: a turn's text is tokenized at most once, newest first, until
+        one does not fit; turns beyond what could fit by their length alone are never
+        tokenized; the kept conversation is templated and tokenized once. Raises Cancelled
+        between steps."""
+        check = self.token.check
         n_ctx = self.llm.n_ctx()
-        if len(messages[-1]["content"]) > n_ctx * _CHARS_PER_TOKEN_MAX:
+        room = min(max_tokens, n_ctx // 4)
+        max_chars = n_ctx * _CHARS_PER_TOKEN_MAX
+        system = [m for m in messages[:1] if m["role"] == "system"]
+        older, last = messages[len(system):-1], messages[-1]
+        if sum(len(m["content"]) for m in (*system, last)) > max_chars:
             raise BreezeError(
                 "E504", f"the prompt is far longer than the context window ({n_ctx} tokens)"
             )
-        room = min(max_tokens, n_ctx // 4)
-        system = [m for m in messages[:1] if m["role"] == "system"]
-        turns = messages[len(system):]
-        dropped = 0
-        while True:
-            tokens = self._tokenize(system + turns)
-            if len(tokens) + room <= n_ctx or len(turns) <= 1:
-                break
-            turns = turns[1:]
-            dropped += 1
-        if len(tokens) >= n_ctx:
+        check()
+        base = self._tokenize([*system, last])
+        if len(base) >= n_ctx:
             raise BreezeError(
                 "E504",
-                f"the prompt needs {len(tokens)} tokens; the context window holds {n_ctx} "
+                f"the prompt needs {len(base)} tokens; the context window holds {n_ctx} "
                 "(raise n_ctx or shorten the message)",
             )
+        used, chars = len(base) + room, 0
+        costs: list[int] = []  # estimated tokens of each kept older turn, newest first
+        for message in reversed(older):
+            chars += len(message["content"])
+            if used >= n_ctx or chars > max_chars:
+                break
+            check()
+            cost = self._count(message["content"]) + _TURN_TOKENS
+            if used + cost > n_ctx:
+                break
+            used += cost
+            costs.append(cost)
+        tokens = base
+        while costs:  # the estimate is checked on the real prompt; if over, drop more
+            check()
+            tokens = self._tokenize([*system, *older[len(older) - len(costs):], last])
+            excess = len(tokens) + room - n_ctx
+            if excess <= 0:
+                break
+            while costs and excess > 0:
+                excess -= costs.pop()
+            tokens = base
+        dropped = len(older) - len(costs)
         self.meta.update(prompt_tokens=len(tokens), turns_dropped=dropped)
+        self.meta["prompt_fit_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
         if dropped:
             log.info("dropped the %d oldest turns to fit the context window", dropped)
         return tokens
+
+    def _count(self, text: str) -> int:
+        """Tokens of one message's text, outside the template."""
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def _tokenize(self, messages: list[dict[str, str]]) -> list[int]:
         """The templated prompt; a last assistant message is a reply to continue: its text
@@ -195,7 +244,9 @@ class _Generation:
                 break
             reused += 1
         reused = min(reused, len(tokens) - 1)  # the last prompt token is re-evaluated for logits
-        if reused < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, reused, -1):
+        llama_cpp = _llama()
+        if reused < llm.n_tokens and not llama_cpp.llama_memory_seq_rm(
+                llama_cpp.llama_get_memory(llm.ctx), 0, reused, -1):
             reused = 0
         llm.n_tokens = reused
         self.meta["prompt_tokens_reused"] = reused
@@ -219,10 +270,10 @@ class _Generation:
         llm, params = self.llm, self.params
         if params.get("seed") is not None:
             llm.set_seed(int(params["seed"]))
-        stops = list(params.get("stop") or [])
+        stops = [*(params.get("stop") or []), *self.chat_format.stops]
         sentence_mode = params.get("stream_mode") == "sentence"
         decoder = Utf8Stream()
-        vocab = llm._model.vocab
+        vocab = _llama().llama_model_get_vocab(llm.model)
         is_eog = _llama().llama_vocab_is_eog
         generator = llm.generate(
             tokens,
@@ -270,10 +321,10 @@ class _Generation:
     def _emit_progress(self, piece: str, stops: list[str], budget: int, sentences: bool) -> None:
         visible = len(self.text) - stop_hold_back(self.text, stops) if stops else len(self.text)
         if sentences:
-            complete, _ = split_complete_sentences(self.text[self.sent:visible])
+            complete = self.sentences.feed(self.text[:visible])
             if not complete:
                 return
-            visible = self.sent + _end_of(self.text[self.sent:visible], complete[-1])
+            visible = self.sentences.end
             self.meta["sentence_index"] = self.meta.get("sentence_index", -1) + len(complete)
         if visible <= self.sent:
             return
@@ -318,10 +369,6 @@ class _Generation:
                 },
             )
         )
-
-
-def _end_of(text: str, last_sentence: str) -> int:
-    return text.index(last_sentence) + len(last_sentence)
 
 
 def _messages(request: InferenceRequest) -> list[dict[str, str]]:
@@ -375,14 +422,18 @@ def _open_model(path: Path, n_ctx: int, n_threads: int) -> Any:
     if _magic(path) != b"GGUF":
         raise BreezeError("E502", f"{path} is not a GGUF model file")
     try:
-        with stderr_to_log("llama.cpp"):
+        # verbose: the library's quiet mode points the process's stdout and stderr at
+        # /dev/null while it loads, and the app draws its screen through them; what verbose
+        # prints from Python goes to the log, the native lines go through the log callback
+        with python_stderr_to_log("llama.cpp"):
             llm = llama_cpp.Llama(
                 str(path),
                 n_ctx=n_ctx,
                 n_threads=n_threads,
                 n_threads_batch=n_threads,
-                verbose=False,
+                verbose=True,
             )
+            llm.verbose = False  # no report on stderr after each reply
             # the first decode allocates buffers: do it now, not on the first reply
             llm.eval([max(llm.token_bos(), 0)])
             llm.reset()
@@ -396,25 +447,22 @@ def _magic(path: Path) -> bytes:
         return f.read(4)
 
 
-def _chat_formatter(llm: Any) -> Any:
+def _chat_formatter(llm: Any, chat_format: ChatFormat) -> Any:
     from llama_cpp import llama_chat_format
 
-    template = llm.metadata.get("tokenizer.chat_template") or _CHATML
     eos_id, bos_id = llm.token_eos(), llm.token_bos()
-    model = llm._model
     return llama_chat_format.Jinja2ChatFormatter(
-        template=template,
-        eos_token=model.token_get_text(eos_id) if eos_id != -1 else "",
-        bos_token=model.token_get_text(bos_id) if bos_id != -1 else "",
+        template=chat_format.template,
+        eos_token=_token_text(llm, eos_id),
+        bos_token=_token_text(llm, bos_id),
         stop_token_ids=[eos_id],
     )
 
 
-# For GGUF files without a stored chat template.
-_CHATML = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
-    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+def _token_text(llm: Any, token: int) -> str:
+    if token == -1:
+        return ""
+    return bytes(llm.detokenize([token], special=True)).decode("utf-8", "replace")
 
 
 RUNNERS = [LlamaCppRunner]

@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import email.utils
 import functools
 import importlib
 import importlib.util
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from engine import (
+from breeze.engine import (
     BreezeError,
     CancelToken,
     Capability,
@@ -33,7 +36,7 @@ from engine import (
     RunnerError,
     Support,
 )
-from engine.text import split_complete_sentences
+from breeze.engine.text import SentenceStream
 
 from ._remote_config import Endpoint, RemoteProfile, resolve_endpoint
 
@@ -91,7 +94,6 @@ class OpenAIRunner(Runner):
     def load(self, params: Mapping[str, Any]) -> None:
         """Resolve the server for these params (E501 when none is configured)."""
         self._endpoints[_endpoint_key(params)] = resolve_endpoint(params, self.profile)
-        _platform()
 
     async def stream(
         self, request: InferenceRequest, token: CancelToken
@@ -109,18 +111,23 @@ class OpenAIRunner(Runner):
         served = self._served.get(base_url)
         if base_url not in self._served or (wanted and served is not None and wanted not in served):
             try:
-                served = tuple(model.id for model in (await client.models.list()).data)
+                served = tuple(str(model.id) for model in (await client.models.list()).data)
             except _openai().NotFoundError:
                 served = None
+            except (ValueError, TypeError, AttributeError) as exc:  # not JSON, not a list
+                raise BreezeError("E102", f"{endpoint.shown_url}/models is not a model list "
+                                          f"({type(exc).__name__}: {exc})", False) from None
             self._served[base_url] = served
         if served is None:  # the server does not list its models: trust the name
             if wanted is None:
-                raise BreezeError("E400", f"{base_url} does not list its models: pass --model")
+                raise BreezeError("E400", f"{endpoint.shown_url} does not list its models: "
+                                          "pass --model")
             return wanted
         chosen = wanted or next(iter(served), None)
         if chosen is None or chosen not in served:
             listed = ", ".join(served) or "none"
-            raise BreezeError("E404", f"model {chosen!r} is not served at {base_url} ({listed})")
+            raise BreezeError("E404", f"model {chosen!r} is not served at {endpoint.shown_url} "
+                                      f"({listed})")
         return chosen
 
 
@@ -132,7 +139,8 @@ class _Completion:
         self.runner, self.endpoint, self.request, self.token = runner, endpoint, request, token
         self.params = request.params
         self.vision = request.capability is Capability.VLM or "image" in request.inputs
-        self.sentences = self.params.get("stream_mode") == "sentence"
+        self.sentences = SentenceStream() if self.params.get("stream_mode") == "sentence" \
+            else None
         # the text, how much of it was emitted, content chunks (a token each on most servers)
         self.text, self.sent, self.tokens = "", 0, 0
         self.started = time.perf_counter()
@@ -167,7 +175,7 @@ class _Completion:
             return
         self.runner._model = self.meta["model_name"] = model
         body = self._body(model, messages)
-        log.debug("chat completion: %s model=%s", endpoint.base_url, model)
+        log.debug("chat completion: %s model=%s", endpoint.shown_url, model)
         stream = await _race(client.chat.completions.create(**body), cancelled)
         if stream is _CANCELLED:
             return
@@ -176,7 +184,10 @@ class _Completion:
                 yield InferenceResult.success(metadata=_VLM_READING, partial=True)
             chunks = stream.__aiter__()
             while not self.token.cancelled:
-                chunk = await _race(anext(chunks, _END), cancelled)
+                try:
+                    chunk = await _race(anext(chunks, _END), cancelled)
+                except ValueError as exc:  # an event that is not JSON
+                    raise _malformed(self.endpoint, exc) from None
                 if chunk is _CANCELLED:
                     break
                 if chunk is _END:
@@ -200,6 +211,12 @@ class _Completion:
         return body
 
     def _on_chunk(self, chunk: Any) -> InferenceResult | None:
+        try:
+            return self._read_chunk(chunk)
+        except (TypeError, LookupError, AttributeError) as exc:  # fields of the wrong shape
+            raise _malformed(self.endpoint, exc) from None
+
+    def _read_chunk(self, chunk: Any) -> InferenceResult | None:
         if chunk.usage is not None:
             self.meta["prompt_tokens"] = chunk.usage.prompt_tokens
             self.meta["completion_tokens"] = chunk.usage.completion_tokens
@@ -210,6 +227,8 @@ class _Completion:
         piece = choice.delta.content if choice.delta else None
         if not piece:
             return None
+        if not isinstance(piece, str):
+            raise TypeError(f"delta.content is {type(piece).__name__}, not text")
         self.tokens += 1
         if self.first_at is None:
             self.first_at = time.perf_counter()
@@ -219,15 +238,15 @@ class _Completion:
 
     def _progress(self, piece: str) -> InferenceResult | None:
         visible = len(self.text)
-        if self.sentences:
-            complete, rest = split_complete_sentences(self.text[self.sent:])
+        if self.sentences is not None:
+            complete = self.sentences.feed(self.text)
             if not complete:
                 return None
-            visible -= len(rest)
+            visible = self.sentences.end
             self.meta["sentence_index"] = self.meta.get("sentence_index", -1) + len(complete)
         delta, self.sent = self.text[self.sent:visible], visible
         outputs: dict[str, Any] = {"text": self.text[:visible], "delta": delta}
-        if self.sentences:
+        if self.sentences is not None:
             outputs["sentence"] = delta.strip()
         budget = self.params["max_tokens"]
         metadata = {**self.meta, "tokens_generated": self.tokens, "current_token": piece,
@@ -294,26 +313,24 @@ def _ssl_context() -> Any:
 def _client(endpoint: Endpoint) -> Any:
     """A client for one request, closed after it; the engine does the retrying."""
     timeout = _http().Timeout(endpoint.timeout_s)
-    http = _http().AsyncClient(verify=_ssl_context(), timeout=timeout, follow_redirects=True)
+    # `user:password@` in the URL becomes basic auth: a URL is logged, a header is not
+    parts = urlsplit(endpoint.base_url)
+    auth = (unquote(parts.username or ""), unquote(parts.password or "")) \
+        if parts.username is not None else None
+    base_url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    http = _http().AsyncClient(verify=_ssl_context(), timeout=timeout, follow_redirects=True,
+                               auth=auth)
     key = endpoint.api_key or "none"  # servers without authentication ignore it
-    client = _openai().AsyncOpenAI(base_url=endpoint.base_url, api_key=key, max_retries=0,
+    client = _openai().AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0,
                                    timeout=timeout, http_client=http)
-    client._platform = _platform()  # else each new client detects it in a worker thread
     return client
-
-
-@functools.cache
-def _platform() -> Any:
-    """The client's platform, detected once (blocking: `load` calls it first); None lets a
-    client whose internals differ detect it itself."""
-    detect = getattr(importlib.import_module("openai._base_client"), "get_platform", None)
-    return detect() if detect else None
 
 
 def _error_for(exc: Exception, endpoint: Endpoint, received: bool) -> RunnerError:
     """The error result for a failed request; recoverable only when retrying could help and
     nothing was received yet."""
-    openai, http, where = _openai(), _http(), endpoint.base_url
+    openai, http, where = _openai(), _http(), endpoint.shown_url
+    retry_after: float | None = None
     if isinstance(exc, openai.APITimeoutError | http.TimeoutException):
         code, message, retry = "E103", f"{where} gave no answer in {endpoint.timeout_s:g} s", True
     elif isinstance(exc, openai.APIConnectionError | http.TransportError | OSError):
@@ -321,11 +338,37 @@ def _error_for(exc: Exception, endpoint: Endpoint, received: bool) -> RunnerErro
         code, message, retry = "E102", f"connection to {where} failed: {cause}", True
     elif isinstance(exc, openai.APIStatusError):
         code, message, retry = _status_error(exc.status_code, exc.message, where)
+        retry_after = _retry_after(exc.response.headers.get("retry-after"))
     else:  # an error event inside the stream, a malformed chunk
         code, message, retry = "E102", f"{where} broke the stream: {exc}", False
     if endpoint.api_key:
         message = message.replace(endpoint.api_key, "***")
-    return RunnerError.of(code, message, retry and not received)
+    if retry_after is not None:
+        message += f" (the server asks to wait {retry_after:g} s)"
+    error = RunnerError.of(code, message, retry and not received)
+    return replace(error, retry_after_s=retry_after)
+
+
+def _malformed(endpoint: Endpoint, exc: Exception) -> BreezeError:
+    """A stream whose events are not what the chat completions API defines (asking again
+    would not change that)."""
+    return BreezeError("E102", f"{endpoint.shown_url} sent a stream that is not an "
+                               f"OpenAI-compatible one ({type(exc).__name__}: {exc})", False)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 # HTTP status -> error code, what happened, whether retrying may help

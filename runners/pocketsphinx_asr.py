@@ -22,11 +22,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine import BreezeError, CancelToken, ParamSchema, Support
-from engine.models import locate
+from breeze.engine import BreezeError, CancelToken, ParamSchema, Support
+from breeze.engine.models import locate
 
 from ._asr import AsrRunner, Hypothesis, Recognizer, Word, asr_params
-from ._native_log import stderr_to_log
 from .audio_in import AudioSource
 
 __all__ = ["PocketsphinxRunner"]
@@ -228,8 +227,7 @@ def _open_decoder(path: Path) -> Any:
     if not path.resolve().is_relative_to(Path(pocketsphinx.get_model_path()).resolve()):
         _probe(path, files)
     try:
-        with stderr_to_log("pocketsphinx"):
-            return pocketsphinx.Decoder(**files, samprate=RATE, loglevel="FATAL")
+        return pocketsphinx.Decoder(**files, samprate=RATE, loglevel="FATAL")
     except (RuntimeError, ValueError, OSError) as exc:
         raise BreezeError("E502", f"could not load the pocketsphinx model {path}: {exc}") from None
 

@@ -17,11 +17,10 @@ import functools
 import importlib.util
 import logging
 import threading
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from engine import (
+from breeze.engine import (
     BlockingRunner,
     BreezeError,
     Cancelled,
@@ -34,17 +33,14 @@ from engine import (
     ParamSpec,
     Support,
 )
-from engine.text import Sentence, has_speech, split_sentences
+from breeze.engine.text import Sentence, speakable_sentences
 
 from ._tts_worker import Chunk, SynthesisWorker, WorkerError, WorkerInterrupted
 
 log = logging.getLogger("breeze.runners.pyttsx3")
 
-MAX_CHARACTERS = 100_000  # about two hours of speech
 MAX_SENTENCE_CHARS = 300  # longer sentences are cut at clause boundaries
 DEFAULT_VOICE = "gmw/en-us"  # understood best by the US English recognizers
-# Kept: line breaks and tabs (sentence boundaries), format characters (emoji joiners).
-_DROPPED_CATEGORIES = {"Cc", "Cs", "Co", "Cn"}
 
 
 class Pyttsx3Runner(BlockingRunner):
@@ -124,7 +120,7 @@ class Pyttsx3Runner(BlockingRunner):
     # -- synthesis -----------------------------------------------------------------------
 
     def generate(self, request: InferenceRequest, token: CancelToken, emit: Emit) -> None:
-        sentences = _sentences(request.inputs.get("text"))
+        sentences = speakable_sentences(request.inputs.get("text"), MAX_SENTENCE_CHARS)
         while not self._lock.acquire(timeout=0.05):  # another request is speaking
             token.check()
         try:
@@ -162,25 +158,6 @@ def _find_voice(voices: list[dict[str, Any]], wanted: str) -> str | None:
         if found:
             return str(found[0])
     return None
-
-
-def _sentences(text: Any) -> list[Sentence]:
-    """The sentences worth speaking, or E400 saying why there are none."""
-    if not isinstance(text, str) or not text.strip():
-        raise BreezeError("E400", "the text to speak is empty")
-    if len(text) > MAX_CHARACTERS:
-        raise BreezeError(
-            "E400",
-            f"the text is too long: {len(text):,} characters (the limit is {MAX_CHARACTERS:,})",
-        )
-    cleaned = "".join(
-        " " if unicodedata.category(c) in _DROPPED_CATEGORIES and c not in "\n\t" else c
-        for c in text
-    )  # same length: sentence offsets still index the caller's text
-    sentences = [s for s in split_sentences(cleaned, MAX_SENTENCE_CHARS) if has_speech(s.text)]
-    if not sentences:
-        raise BreezeError("E400", "nothing to speak: the text has no letters, digits or symbols")
-    return sentences
 
 
 class _Speech:

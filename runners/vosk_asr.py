@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import re
+import subprocess
+import sys
+import sysconfig
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine import BreezeError, CancelToken, ParamSchema, ParamSpec, Support
-from engine.models import DownloadHooks, locate
+from breeze.engine import BreezeError, CancelToken, ParamSchema, ParamSpec, Support
+from breeze.engine.models import (
+    DownloadHooks,
+    for_language,
+    local_path,
+    locate,
+    normalize_language,
+)
 
 from ._asr import AsrRunner, Hypothesis, Recognizer, Word, asr_params
-from ._native_log import stderr_to_log
 from .audio_in import AudioSource
+
+native_log = logging.getLogger("breeze.native")
 
 __all__ = ["VoskRunner"]
 
@@ -49,7 +60,8 @@ class VoskRunner(AsrRunner):
         return ParamSchema([
             *asr_params(),
             ParamSpec("download", bool, True, description="download the model of the language "
-                                                          "or id asked for when it is missing"),
+                                                          "or id asked for when it is missing "
+                                                          "(not English while Whisper serves it)"),
         ])
 
     @property
@@ -65,8 +77,9 @@ class VoskRunner(AsrRunner):
                 "sample_rate": self._rate}
 
     def load(self, params: Mapping[str, Any]) -> None:
+        download = bool(params.get("download", True)) and not _english_offline(params)
         found = locate("vosk", params.get("model"), params.get("language"),
-                       download=bool(params.get("download", True)), hooks=self.downloads)
+                       download=download, hooks=self.downloads)
         with self._lock:
             self._language = found.language
             if self._path == found.path:
@@ -115,21 +128,63 @@ def _hypothesis(data: Mapping[str, Any], *, final: bool) -> Hypothesis:
     return Hypothesis(text, words, final)
 
 
+def _english_offline(params: Mapping[str, Any]) -> bool:
+    """English asked for by language alone while Whisper's packaged English model is here:
+    that serves it offline, so no vosk model is downloaded for it (`breeze models pull`
+    still fetches one)."""
+    language = normalize_language(str(params.get("language") or ""))
+    if params.get("model") or language.split("-")[0] != "en":
+        return False
+    if importlib.util.find_spec("faster_whisper") is None:
+        return False
+    return any(local_path(e) is not None for e in for_language("en", "whisper")
+               if e.runner == "whisper")
+
+
 def _vosk() -> Any:
     import vosk
 
-    vosk.SetLogLevel(-1)  # Kaldi's LOG lines; its errors go to stderr, captured around loads
+    # Kaldi prints what passes its log level straight to the terminal (no callback): below
+    # its lowest severity (-3, a failed assertion) nothing is printed; a failure still
+    # raises, and the runner reports it.
+    vosk.SetLogLevel(-4)
     return vosk
+
+
+_PROBE = (
+    "import sys, vosk\n"
+    "vosk.SetLogLevel(-1)\n"
+    "vosk.KaldiRecognizer(vosk.Model(sys.argv[1]), float(sys.argv[2]))"
+)
+
+
+def _probe(path: Path, rate: int) -> None:
+    """Load a model that did not come with an installed package in a child process first:
+    Kaldi's file readers print a broken file's errors straight to the terminal (no log
+    setting reaches them); there they go to the log instead."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, str(path), str(rate)],
+                              capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise BreezeError("E502", f"loading the vosk model {path} hangs") from None
+    if done.returncode == 0:
+        return
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    for line in lines:
+        native_log.error("vosk: %s", line)
+    reason = lines[-1] if lines else f"exit status {done.returncode}"
+    raise BreezeError("E502", f"could not load the vosk model {path}: {reason}")
 
 
 def _open_model(path: Path) -> tuple[Any, int]:
     if not path.is_dir():
         raise BreezeError("E502", f"{path} is not a vosk model directory")
+    if not path.resolve().is_relative_to(Path(sysconfig.get_paths()["purelib"]).resolve()):
+        _probe(path, _model_rate(path))
     vosk, rate = _vosk(), _model_rate(path)
     try:
-        with stderr_to_log("vosk"):
-            model = vosk.Model(str(path))
-            vosk.KaldiRecognizer(model, float(rate))  # a broken graph only fails here
+        model = vosk.Model(str(path))
+        vosk.KaldiRecognizer(model, float(rate))  # a broken graph only fails here
     except Exception as exc:  # vosk raises a bare Exception
         raise BreezeError("E502", f"could not load the vosk model {path}: {exc}") from None
     return model, rate

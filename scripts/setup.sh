@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 mode=${1:-app}
 
 packages=(libportaudio2 espeak-ng)
-[ "$mode" = test ] && packages+=(pulseaudio libasound2-plugins pulseaudio-utils tmux sox)
+[ "$mode" = test ] && packages+=(pulseaudio libasound2-plugins pulseaudio-utils tmux sox chromium chromium-driver)
 
 missing=()
 for p in "${packages[@]}"; do

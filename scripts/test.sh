@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check engine runners tui tests benchmarks
-.venv/bin/mypy
+scripts/typecheck.sh
 scripts/null-sink.sh
 exec .venv/bin/python -m pytest "$@"

@@ -12,13 +12,13 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
-from engine import BreezeError, Capability, Engine
+from breeze.engine import BreezeError, Capability, Engine
 
 from .config import AppConfig, engine_settings, load_app_config, save_app_config
 from .conversation import Conversation
 from .screens.chat import ChatScreen
 from .screens.help import HelpScreen
-from .screens.sessions import SessionsScreen
+from .screens.sessions import Found, SessionsScreen
 from .screens.settings import SettingsScreen
 from .store import Store
 from .voice import Voice
@@ -31,6 +31,8 @@ APP_EMIT_INTERVAL_MS = 80
 
 class BreezeApp(App[None]):
     CSS_PATH = "app.tcss"
+    # Below 60 columns the prompt keeps the room: the buttons' keys still work.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-wide")]
     TITLE = "Breeze"
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
@@ -66,6 +68,10 @@ class BreezeApp(App[None]):
         if self.store.interrupted:
             self.notify(f"{self.store.interrupted} reply cut short last time is kept, "
                         "marked interrupted.")
+        for problem in self.store.problems:
+            self.notify(problem, title="Saved chats", severity="error", timeout=30)
+        for problem in self.config.problems:
+            self.notify(problem, title="Settings", severity="warning", timeout=20)
         self.preload()
 
     async def on_unmount(self) -> None:
@@ -109,9 +115,16 @@ class BreezeApp(App[None]):
         export_dir = Path(platformdirs.user_documents_dir()) / "breeze"
         self.push_screen(SessionsScreen(self.store, export_dir), self._open_session)
 
-    async def _open_session(self, session_id: int | None) -> None:
+    async def _open_session(self, session_id: int | Found | None) -> None:
         """The saved chats closed: open the one chosen, or keep the open one as it now is
-        (renamed, or deleted: then a new chat)."""
+        (renamed, or deleted: then a new chat); a search hit opens its chat at the message."""
+        if isinstance(session_id, Found):
+            found = session_id
+            if found.session_id != self.conversation.session_id:
+                await self.chat.open_chat(found.session_id)
+            self.chat.show_title()
+            self.chat.show_message(found.message_id)
+            return
         if session_id == self.conversation.session_id:  # the open chat: it stays as it is
             session_id = None
         if session_id is None:
@@ -126,7 +139,7 @@ class BreezeApp(App[None]):
     def action_settings(self) -> None:
         if not self._over_the_chat:
             return
-        from engine.models import load_catalog
+        from breeze.engine.models import load_catalog
 
         models = [m.id for m in load_catalog() if m.capability == "LLM"]
         screen = SettingsScreen(self.engine.registry, self.config, models)
@@ -182,7 +195,7 @@ def create_app(
 ) -> BreezeApp:
     config = load_app_config()
     if engine is None:
-        from runners import builtin_registry
+        from breeze.runners import builtin_registry
 
         settings = engine_settings(config, emit_interval_ms=APP_EMIT_INTERVAL_MS)
         engine = Engine(builtin_registry(), settings)

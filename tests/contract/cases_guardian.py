@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine import Capability, InferenceRequest, Runner
+from breeze.engine import Capability, InferenceRequest, Runner
 
 from .cases import ContractCase
 
@@ -13,7 +13,7 @@ LONG_TEXT = "The quick brown fox jumps over the lazy dog near the river bank. " 
 
 
 def _guardian() -> Runner:
-    from runners.guardian import GuardianRunner
+    from breeze.runners.guardian import GuardianRunner
 
     return GuardianRunner()
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine import Capability, InferenceRequest, Runner
+from breeze.engine import Capability, InferenceRequest, Runner
 
 from .cases import ContractCase
 
 
 def _llama_runner() -> Runner:
-    from runners.llama_cpp import LlamaCppRunner
+    from breeze.runners.llama_cpp import LlamaCppRunner
 
     return LlamaCppRunner()
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine import Capability, InferenceRequest, Runner
+from breeze.engine import Capability, InferenceRequest, Runner
 from tests.runners.conftest import shared_server
 
 from .cases import ContractCase
 
 
 def _openai_runner() -> Runner:
-    from runners.openai_compat import OpenAIRunner
+    from breeze.runners.openai_compat import OpenAIRunner
 
     return OpenAIRunner(shared_server().profile())
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from engine import Capability, InferenceRequest, Runner
+from breeze.engine import Capability, InferenceRequest, Runner
 
 from .cases import ContractCase
 
 
 def _pocketsphinx_runner() -> Runner:
-    from runners.pocketsphinx_asr import PocketsphinxRunner
+    from breeze.runners.pocketsphinx_asr import PocketsphinxRunner
 
     return PocketsphinxRunner()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine import Capability, InferenceRequest, Runner
+from breeze.engine import Capability, InferenceRequest, Runner
 
 from .cases import ContractCase
 
@@ -15,7 +15,7 @@ SENTENCES = (
 
 
 def _runner() -> Runner:
-    from runners.pyttsx3_tts import Pyttsx3Runner
+    from breeze.runners.pyttsx3_tts import Pyttsx3Runner
 
     return Pyttsx3Runner()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine import Capability, InferenceRequest
+from breeze.engine import Capability, InferenceRequest
 
 from .cases import ContractCase
 from .scripted import FailingMidStream, HangingRunner, ScriptedLLM

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from engine import Capability, InferenceRequest, Runner
+from breeze.engine import Capability, InferenceRequest, Runner
 
 from .cases import ContractCase
 
 
 def _vosk_runner() -> Runner:
-    from runners.vosk_asr import VoskRunner
+    from breeze.runners.vosk_asr import VoskRunner
 
     return VoskRunner()
 

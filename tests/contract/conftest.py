@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import Engine, EngineSettings, Registry
+from breeze.engine import Engine, EngineSettings, Registry
 
 from .cases import ContractCase, all_cases
 

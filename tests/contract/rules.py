@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine import Capability, InferenceResult
+from breeze.engine import Capability, InferenceResult
 
 
 def check_progressive(results: Sequence[InferenceResult]) -> None:

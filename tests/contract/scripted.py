@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 
-from engine import (
+from breeze.engine import (
     BlockingRunner,
     BreezeError,
     CancelToken,

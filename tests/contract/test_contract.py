@@ -6,7 +6,7 @@ import asyncio
 import os
 import threading
 
-from engine import CancelToken, Engine, InferenceResult
+from breeze.engine import CancelToken, Engine, InferenceResult
 
 from .cases import ContractCase
 from .rules import (

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from engine import (
+from breeze.engine import (
     CancelToken,
     Capability,
     Emit,

@@ -119,6 +119,18 @@ def test_doctor_reports_each_check(env):
     assert any("PortAudio" in n for n in names) and any("espeak" in n for n in names)
     assert all(r["ok"] or r["fix"] for r in rows), "every problem comes with its fix"
     assert out.returncode == (0 if all(r["ok"] for r in rows) else 1)
+    speech = next(r for r in rows if r["name"] == "speech recognition (en)")
+    assert speech["ok"] and speech["detail"] == "whisper with whisper-tiny-en"
+
+
+def test_doctor_says_when_the_dictation_language_has_no_model(env):
+    config = Path(env["XDG_CONFIG_HOME"]) / "breeze"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text('[voice]\nlanguage = "de"\n')
+    out = breeze("doctor", "--json", env=env)
+    speech = next(r for r in json_lines(out.stdout) if r["name"] == "speech recognition (de)")
+    assert not speech["ok"] and out.returncode == 1
+    assert "breeze models pull vosk-model-small-de-0.15" in speech["detail"]
 
 
 def test_ask_blocks_an_offensive_prompt_before_the_model_runs(env):
@@ -134,3 +146,12 @@ def test_guardian_can_be_turned_off_in_the_config(env, tmp_path):
     (config / "config.toml").write_text("[guardian]\nenabled = false\n")
     out = breeze("ask", "You are a fucking idiot.", "-p", "max_tokens=5", env=env)
     assert out.returncode == 0, out.stderr
+
+
+def test_models_list_piped_shows_every_id_whole(env):
+    from breeze.engine.models import load_catalog
+
+    out = breeze("models", "list", env=env)
+    assert out.returncode == 0, out.stderr
+    for entry in load_catalog():
+        assert entry.id in out.stdout, f"{entry.id} is cut in:\n{out.stdout}"

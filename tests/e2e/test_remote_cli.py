@@ -98,8 +98,8 @@ def test_unreachable_server_is_e102_and_a_nonzero_exit(env):
     out = breeze("ask", "hi", "--runner", "openai", "--model", MODEL, "-p", f"base_url={url}",
                  env=env)
     assert out.returncode != 0
-    expected = "E102: Streaming failed after 3 retries: connection to"
-    assert out.stderr.startswith(expected), out.stderr
+    assert out.stderr.startswith("E102: connection to"), out.stderr
+    assert out.stderr.rstrip().endswith("(after 3 retries)"), out.stderr
 
 
 def test_a_profiles_max_retries_is_used(env):
@@ -110,7 +110,8 @@ def test_a_profiles_max_retries_is_used(env):
     assert added.returncode == 0, added.stderr
     out = breeze("ask", "hi", "--runner", "openai", env=env)
     assert out.returncode != 0
-    assert out.stderr.startswith("E102: Streaming failed after 1 retries: "), out.stderr
+    assert out.stderr.startswith("E102: "), out.stderr
+    assert out.stderr.rstrip().endswith("(after 1 retries)"), out.stderr
 
 
 def test_no_server_configured_is_e501(env):

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.audio import read_wav
-from runners.audio_out import Player
+from breeze.engine.audio import read_wav
+from breeze.runners.audio_out import Player
+from breeze.runners.piper_tts import INSTALL_HINT, PiperRunner
 from tests.runners.test_audio_out import MonitorRecorder, tts_sink, warm  # noqa: F401 (fixture)
 from tests.runners.test_pyttsx3 import KEY_WORDS, SPOKEN, hear
 
@@ -24,6 +25,12 @@ BREEZE = str(Path(sys.executable).with_name("breeze"))
 LONG = " ".join(f"This is sentence number {n}, and it is here to take some time." for n in
                 range(1, 30))
 
+
+NEURAL = pytest.mark.skipif(not PiperRunner().is_supported(),
+                            reason=PiperRunner().is_supported().reason)
+# `breeze` as installed without the neural-voice extra
+WITHOUT_PIPER = [sys.executable, "-c", "import sys; sys.modules['piper'] = None; "
+                 "from breeze.tui.cli import main; sys.argv[0] = 'breeze'; main()"]
 
 # first: `env` (tests/e2e/conftest.py) copies the environment with the test sink as speaker
 pytestmark = pytest.mark.usefixtures("tts_sink")
@@ -117,9 +124,11 @@ def test_errors_exit_non_zero_with_the_code(env, args, extra_env, code, says):
 
 
 @pytest.mark.usefixtures("speaker")
-def test_ctrl_c_stops_the_sound_at_once_and_exits_130(env):
+@pytest.mark.parametrize("runner", [[], pytest.param(["--runner", "piper"], marks=NEURAL)],
+                         ids=["pyttsx3", "piper"])
+def test_ctrl_c_stops_the_sound_at_once_and_exits_130(env, runner):
     with MonitorRecorder() as recorder:
-        proc = subprocess.Popen([BREEZE, "say", LONG, "--json"], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([BREEZE, "say", LONG, "--json", *runner], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env)
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
@@ -164,3 +173,42 @@ def test_a_progress_bar_on_a_terminal(env):
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", screen.decode("utf-8", "replace"))
     assert "sentence 1/2" in text and "sentence 2/2" in text
     assert re.search(r"\d\.\d s / \d\.\d s", text)
+
+
+@NEURAL
+@pytest.mark.usefixtures("speaker")
+def test_the_neural_voice_chosen_by_name_is_heard(env):
+    with MonitorRecorder() as recorder:
+        out = say(SPOKEN, "--voice", "joe", env=env)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "" and out.stderr == ""
+        recorder.wait_quiet()
+    assert KEY_WORDS <= set(recorder.transcript().split()), recorder.transcript()
+
+
+@NEURAL
+def test_voices_of_every_runner_are_listed_and_each_picks_its_runner(env, tmp_path):
+    voices = json_lines(say("--list-voices", "--json", env=env).stdout)
+    by_id = {v["id"]: v for v in voices}
+    assert by_id["en_US-joe-medium"]["runner"] == "piper"
+    assert by_id["gmw/en-us"]["runner"] == "pyttsx3"
+    assert "en_US-joe-medium" in say("--list-voices", env=env).stdout
+    for voice, runner in (("en_US-joe-medium", "piper"), ("gmw/en-us", "pyttsx3"),
+                          (by_id["en_US-joe-medium"]["path"], "piper")):
+        out = say("Hello.", "--voice", voice, "--json", "--out", str(tmp_path / "x.wav"),
+                  env=env)
+        assert out.returncode == 0, out.stderr
+        assert json_lines(out.stdout)[-1]["metadata"]["runner_name"] == runner, voice
+
+
+def test_without_the_extra_piper_says_how_to_install_it_and_the_rest_works(env, tmp_path):
+    def run(*args: str):
+        return subprocess.run([*WITHOUT_PIPER, "say", *args], capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    out = run("Hi.", "--runner", "piper")
+    assert out.returncode == 1 and out.stderr.startswith("E501: ") and INSTALL_HINT in out.stderr
+    voices = json_lines(run("--list-voices", "--json").stdout)
+    assert voices and {v["runner"] for v in voices} == {"pyttsx3"}
+    out = run("Hello.", "--out", str(tmp_path / "x.wav"))
+    assert out.returncode == 0 and out.stderr == "", out.stderr

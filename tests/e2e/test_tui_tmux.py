@@ -24,6 +24,19 @@ def tmux_command(session: str, *args: str) -> list[str]:
 
 @pytest.fixture
 def tmux(tmp_path):
+    yield from _session(tmp_path)
+
+
+@pytest.fixture
+def tmux_slow_load(tmp_path):
+    """The app on a model assembled on first use (fresh cache): it loads for seconds."""
+    config = tmp_path / "config" / "breeze"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text('[runners.llama_cpp]\nmodel = "gemma3-270m"\n')
+    yield from _session(tmp_path)
+
+
+def _session(tmp_path):
     assert shutil.which("tmux"), "tmux is not installed: run `make test`"
     name = f"breeze-{uuid.uuid4().hex[:8]}"
     xdg = " ".join(
@@ -85,3 +98,16 @@ def test_ask_stop_with_esc_and_ask_again(tmux):
     # ready only at the second reply's end; the answer is read from the screen, not assumed
     answered = wait_screen(tmux, lambda s: "● ready" in s and has_text(second_reply(s)), 90)
     assert "capital of France?" in answered
+
+
+def test_the_first_screen_is_whole_while_the_model_loads(tmux_slow_load, tmp_path):
+    session = tmux_slow_load
+    loading = wait_screen(session, lambda s: "loading model" in s, 30)
+    assert "New chat" in loading and "▔" in loading, loading  # the title and the prompt box
+    keys(session, "hello while loading")
+    echoed = wait_screen(session, lambda s: "hello while loading" in s, 10)
+    assert "loading model" in echoed, "typed text shows before the model is ready"
+    wait_screen(session, lambda s: "● ready" in s, 120)
+    log = (tmp_path / "state" / "breeze" / "log" / "breeze.log").read_text()
+    assert "llama" in log  # the native library's lines are in the log...
+    assert "\x1b" not in log, "the screen was drawn into the log file"  # ...and no screen

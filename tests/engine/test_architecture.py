@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from engine.errors import ERROR_CODES, errors_markdown
+from breeze.engine.errors import ERROR_CODES, errors_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {"textual", "rich", "llama_cpp", "vosk", "pyttsx3", "sounddevice", "pocketsphinx",

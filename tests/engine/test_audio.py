@@ -5,8 +5,8 @@ import wave
 import numpy as np
 import pytest
 
-from engine import BreezeError
-from engine.audio import dbfs, read_wav, resample, wav_bytes
+from breeze.engine import BreezeError
+from breeze.engine.audio import dbfs, read_wav, resample, wav_bytes
 
 
 def tone(rate: int, seconds: float = 0.5, freq: float = 440.0) -> np.ndarray:

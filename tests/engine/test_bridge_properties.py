@@ -9,7 +9,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import CancelToken, InferenceResult, iterate_blocking
+from breeze.engine import CancelToken, InferenceResult, iterate_blocking
 
 
 def make_backend(n: int, fail_at: int | None, audio_every: int, seed: int):

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cancel import CancelToken
-from engine.errors import BreezeError
-from engine.models import ModelEntry, find, local_path, pull, remove, resolve
+from breeze.engine.cancel import CancelToken
+from breeze.engine.errors import BreezeError
+from breeze.engine.models import ModelEntry, find, local_path, pull, remove, resolve
 from tests.engine.test_models import load_cli
 from tests.http_server import LocalHTTPServer
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from engine import (
+from breeze.engine import (
     BreezeError,
     CancelToken,
     Capability,
@@ -15,6 +15,7 @@ from engine import (
     InferenceRequest,
     Registry,
     RetryPolicy,
+    RunnerError,
     result_to_dict,
 )
 from tests.contract.scripted import (
@@ -146,11 +147,20 @@ async def test_retry_recovers_before_any_output():
     assert result.metadata["retries"] == 2
 
 
-async def test_retry_gives_up_with_e102():
+def test_retry_waits_as_long_as_the_backend_asks_within_a_limit():
+    policy = RetryPolicy(base_delay_s=0.5, max_retry_after_s=30)
+    asks = RunnerError("E429", "rate limited", True, retry_after_s=4.0)
+    assert policy.delay(1) == 0.5 and policy.delay(1, asks) == 4.0
+    assert policy.allows(1, asks)
+    assert not policy.allows(1, RunnerError("E429", "rate limited", True, retry_after_s=31))
+    assert not policy.allows(policy.max_retries + 1, asks)
+
+
+async def test_retry_gives_up_with_the_last_error_and_its_code():
     flaky = FlakyRunner(failures=10)
     result = await make_engine(flaky).run(text_request())
     assert result.error is not None and result.error.code == "E102"
-    assert result.error.message.startswith("Streaming failed after 3 retries: ")
+    assert result.error.message == "connection refused (attempt 4) (after 3 retries)"
     assert flaky.attempts == 4
 
 
@@ -231,3 +241,14 @@ async def test_json_line_shape():
 def test_unknown_error_code_is_refused():
     with pytest.raises(ValueError):
         BreezeError("E999", "nope")
+
+
+@pytest.mark.parametrize(("inputs", "params", "says"), [
+    ({"text": "hi"}, "temperature=0", "params must be a mapping"),
+    ({"text": "caf\udce9"}, {}, "not valid Unicode"),
+    ({"messages": [{"role": "user", "content": "\ud800"}]}, {}, "not valid Unicode"),
+])
+async def test_malformed_requests_are_e400_not_a_runner_failure(inputs, params, says):
+    result = await make_engine(ScriptedLLM()).run(InferenceRequest(inputs, params))
+    assert result.error is not None and result.error.code == "E400", result.error
+    assert says in result.error.message

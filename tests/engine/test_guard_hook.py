@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from engine import Engine, EngineSettings, InferenceRequest, InferenceResult, Registry, RunnerError
-from engine.guard import GuardVerdict
+from breeze.engine import (
+    Engine,
+    EngineSettings,
+    InferenceRequest,
+    InferenceResult,
+    Registry,
+    RunnerError,
+)
+from breeze.engine.guard import GuardVerdict
 from tests.contract.scripted import OneShotRunner, ScriptedLLM
 
 

@@ -8,8 +8,10 @@ import re
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from engine import (
+from breeze.engine import (
     BlockingRunner,
     BreezeError,
     CancelToken,
@@ -23,10 +25,10 @@ from engine import (
     Registry,
     Runner,
 )
-from engine.guardian import Checkpoint, GuardianSettings, Strategy, make_guard
-from runners._guardian_checks import find_personal_data
-from runners.guardian import GuardianRunner
-from runners.llama_cpp import LlamaCppRunner
+from breeze.engine.guardian import Checkpoint, GuardianSettings, Strategy, make_guard
+from breeze.runners._guardian_checks import find_personal_data
+from breeze.runners.guardian import GuardianRunner
+from breeze.runners.llama_cpp import LlamaCppRunner
 from tests.contract.rules import check_single_terminal, check_text_grows
 from tests.contract.scripted import ScriptedLLM
 
@@ -42,8 +44,9 @@ class ScriptedReply(BlockingRunner):
     name = "scripted-reply"
     capabilities = frozenset({Capability.LLM})
 
-    def __init__(self, reply: str = REPLY, chunk: int = 3, delay_s: float = 0.0) -> None:
-        self.reply, self.chunk, self.delay_s = reply, chunk, delay_s
+    def __init__(self, reply: str = REPLY, chunk: int = 3, delay_s: float = 0.0,
+                 finish: str = "stop") -> None:
+        self.reply, self.chunk, self.delay_s, self.finish = reply, chunk, delay_s, finish
         self.requests: list[InferenceRequest] = []
         self.loads = 0
         self.pieces = 0
@@ -66,7 +69,7 @@ class ScriptedReply(BlockingRunner):
             emit(InferenceResult.success({"text": text, "delta": delta}, partial=True))
             if self.delay_s:
                 time.sleep(self.delay_s)
-        reason = "cancelled" if token.cancelled else "stop"
+        reason = "cancelled" if token.cancelled else self.finish
         emit(InferenceResult.success({"text": text}, {"finish_reason": reason}))
 
 
@@ -197,8 +200,9 @@ async def test_block_on_output_stops_the_model_and_keeps_what_was_shown(guardian
     terminal = results[-1]
     assert terminal.error is not None and terminal.error.code == "G100"
     assert "a card number in the reply" in terminal.error.message
-    assert terminal.text == "Hello there."
-    assert [r.text for r in results[:-1]] == ["Hello there."]
+    assert terminal.text == "Hello there. My card is "
+    assert all(terminal.text.startswith(r.text) for r in results[:-1])
+    assert len(results) > 3, "the text before the card streamed word by word"
     assert_nothing_unmasked(results)
     stopped_at = llm.pieces
     await asyncio.sleep(0.2)
@@ -227,7 +231,18 @@ async def test_cancel_mid_reply_ends_with_filtered_text_only(guardian):
         results.append(result)
         handle.cancel()
     assert results[-1].metadata["finish_reason"] == "cancelled"
-    assert results[-1].text.startswith("My card is [card number].")
+    assert reply.replace(CARD, "[card number]").startswith(results[-1].text)
+    assert_nothing_unmasked(results)
+
+
+@pytest.mark.parametrize("cut", range(12, 30))
+async def test_a_reply_cut_inside_a_number_never_shows_its_digits(guardian, cut):
+    reply = f"Card: {CARD} ok"
+    llm = ScriptedReply(reply[:cut], chunk=2, finish="length")
+    results = await collect(make_engine(guardian, llm), ask())
+    assert results[-1].ok
+    assert results[-1].text == ("Card: [card number] " if cut > len("Card: " + CARD) + 1
+                                else "Card: ")
     assert_nothing_unmasked(results)
 
 
@@ -346,3 +361,58 @@ def test_bad_settings_are_e400(table):
     with pytest.raises(BreezeError) as caught:
         GuardianSettings.from_mapping(table)
     assert caught.value.error.code == "E400"
+
+
+# -- masking stays exact however the reply is split into tokens ---------------------------
+
+FRAGMENTS = [
+    "Sure,", "here", "it is:", "the", "plan", "for 2024", "has 3 steps.", "Call", "me", "on",
+    CARD, "5500-0000-0000-0004", MAIL, "ann.lee@mail.example.org", "DE89 3704 0044 0532 0130 00",
+    "+1 415 555 0132", "sk-proj-abcdefghijklmnopqrstuvwx12", "(see page 12)", "1.5 km", "ok.",
+    "\n", "Thanks!", "x4111", "12 34", "token: hunter2secret",
+]
+
+
+async def guarded(guardian: GuardianRunner, pieces: list[str]) -> list[InferenceResult]:
+    """The reply as the output checkpoint releases it when the model writes `pieces` one
+    result each (no engine between them to merge pieces)."""
+    guard = make_guard(GuardianSettings())
+    engine = Engine(Registry([guardian]), EngineSettings())
+
+    async def reply():
+        text = ""
+        for piece in pieces:
+            text += piece
+            yield InferenceResult.success({"text": text, "delta": piece}, partial=True)
+        yield InferenceResult.success({"text": text}, {"finish_reason": "stop"})
+
+    try:
+        stream = guard.guard_output(engine, ask(), reply(), CancelToken())
+        return [result async for result in stream]
+    finally:
+        await engine.aclose()
+
+
+def _secret_parts(text: str) -> list[str]:
+    """Four-character runs of each sensitive span the checks find: none may be shown."""
+    spans = [text[i.start:i.end] for i in find_personal_data(text)]
+    return [span[at:at + 4] for span in spans for at in range(0, len(span) - 3, 2)
+            if not span[at:at + 4].isspace()]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(words=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=12),
+       cuts=st.lists(st.integers(min_value=1, max_value=10_000), min_size=1, max_size=40))
+def test_masking_is_the_same_however_the_reply_is_split(guardian, words, cuts):
+    text = " ".join(words)
+    points = sorted({c % len(text) for c in cuts} - {0})
+    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+
+    whole = asyncio.run(guarded(guardian, [text]))[-1].text
+    streamed = asyncio.run(guarded(guardian, pieces))
+    assert streamed[-1].text == whole
+    secrets = [s for s in _secret_parts(text) if s not in whole]
+    for result in streamed:
+        assert whole.startswith(result.text)
+        for secret in secrets:
+            assert secret not in result.text, (secret, result.text, pieces)

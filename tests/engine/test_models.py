@@ -11,8 +11,8 @@ from types import ModuleType
 import pytest
 from typer.testing import CliRunner
 
-from engine.errors import BreezeError
-from engine.models import (
+from breeze.engine.errors import BreezeError
+from breeze.engine.models import (
     default_model,
     find,
     load_catalog,
@@ -34,7 +34,7 @@ def load_cli() -> ModuleType:
     """tui/cli/models_cmd.py, imported alone when the rest of tui.cli is not importable yet."""
     if not _CLI:
         try:
-            from tui.cli import models_cmd
+            from breeze.tui.cli import models_cmd
         except Exception:  # a sibling of models_cmd missing or broken: load the file itself
             name = "_breeze_models_cmd"
             spec = importlib.util.spec_from_file_location(
@@ -70,6 +70,14 @@ def test_the_real_catalog_loads_with_one_default_llm():
         assert entry.sha256 == "" or len(entry.sha256) == 64
         if entry.source == "huggingface":
             assert entry.repo and entry.file.endswith(".gguf")
+
+
+def test_every_download_of_the_real_catalog_pins_its_size_and_sha256():
+    downloads = [entry for entry in load_catalog() if not entry.in_package]
+    assert len(downloads) >= 10
+    unpinned = [entry.id for entry in downloads if entry.size <= 0 or len(entry.sha256) != 64]
+    assert unpinned == []
+    assert len({entry.sha256 for entry in downloads}) == len(downloads)
 
 
 def test_resolve_none_is_the_embedded_smollm2():

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from engine import Engine, EngineSettings, InferenceRequest, Registry
-from engine.speech import (
+from breeze.engine import Engine, EngineSettings, InferenceRequest, Registry
+from breeze.engine.speech import (
     ReplyDone,
     ReplyText,
     SentenceAudio,
@@ -17,10 +17,10 @@ from engine.speech import (
     SpeechSettings,
     speak_reply,
 )
-from engine.text import split_sentences
-from runners.audio_out import Player
-from runners.llama_cpp import LlamaCppRunner
-from runners.pyttsx3_tts import Pyttsx3Runner
+from breeze.engine.text import split_sentences
+from breeze.runners.audio_out import Player
+from breeze.runners.llama_cpp import LlamaCppRunner
+from breeze.runners.pyttsx3_tts import Pyttsx3Runner
 from tests.contract.scripted import ScriptedLLM
 from tests.runners.test_audio_out import MonitorRecorder, tts_sink, warm  # noqa: F401 (fixture)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.text import has_speech, split_complete_sentences, split_sentences, stop_hold_back
+from breeze.engine.text import has_speech, split_complete_sentences, split_sentences, stop_hold_back
 
 
 def texts(text: str, max_chars: int | None = None) -> list[str]:

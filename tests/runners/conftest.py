@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.models import resolve
-from runners._remote_config import RemoteProfile
+from breeze.engine.models import resolve
+from breeze.runners._remote_config import RemoteProfile
 
 API_KEY = "breeze-test-key-7f3a"
 MODEL = "smollm2"
@@ -137,6 +137,7 @@ class FaultProxy:
         self.plan: list[int | str] = []
         self.requests: list[dict[str, Any]] = []
         self.rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self.retry_after: str | None = None  # the Retry-After header of injected statuses
         self.released = threading.Event()
         handler = type("Handler", (_ProxyHandler,), {"proxy": self})
         self.server = _QuietServer(("127.0.0.1", 0), handler)
@@ -190,6 +191,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.send_response(action)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
+            if self.proxy.retry_after is not None:
+                self.send_header("Retry-After", self.proxy.retry_after)
             self.end_headers()
             self.wfile.write(payload)
         else:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from engine import BreezeError, CancelToken, InferenceRequest, InferenceResult
-from runners._asr import AsrRunner, Hypothesis, Recognizer, Word
-from runners.audio_in import AudioSource, Frame
+from breeze.engine import BreezeError, CancelToken, InferenceRequest, InferenceResult
+from breeze.runners._asr import AsrRunner, Hypothesis, Recognizer, Word
+from breeze.runners.audio_in import AudioSource, Frame
 
 RATE = 16000
 

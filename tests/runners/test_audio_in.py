@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import BreezeError, CancelToken
-from engine.audio import Pcm, read_wav, write_wav
-from runners.audio_in import (
+from breeze.engine import BreezeError, CancelToken
+from breeze.engine.audio import Pcm, read_wav, write_wav
+from breeze.runners.audio_in import (
     Frame,
     Microphone,
     MicSource,
@@ -184,8 +184,8 @@ def test_an_unknown_device_is_e501(null_sink, device):
 def test_no_audio_system_at_all_is_e501_at_once():
     """With no PulseAudio server PortAudio sees no device: an error, never a hang."""
     code = (
-        "from engine import BreezeError\n"
-        "from runners.audio_in import Microphone\n"
+        "from breeze.engine import BreezeError\n"
+        "from breeze.runners.audio_in import Microphone\n"
         "try:\n    Microphone().open()\nexcept BreezeError as e:\n    print(e.error.code)\n"
     )
     env = {**os.environ, "PULSE_SERVER": "unix:/nonexistent/pulse"}

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import sounddevice as sd
 
-from engine import BreezeError
-from runners.audio_out import Player, output_devices, resolve_output_device
+from breeze.engine import BreezeError
+from breeze.runners.audio_out import Player, output_devices, resolve_output_device
 
 RATE = 22050
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,8 +164,8 @@ def test_an_unknown_device_is_e501_listing_the_outputs(tts_sink, device):
 def test_no_output_device_at_all_is_e501():
     """With PulseAudio out of reach PortAudio finds no device: a real machine without one."""
     code = (
-        "from engine import BreezeError\n"
-        "from runners.audio_out import Player\n"
+        "from breeze.engine import BreezeError\n"
+        "from breeze.runners.audio_out import Player\n"
         "try:\n    Player().open()\n"
         "except BreezeError as e:\n    print(e.error.code, e.error.message)\n"
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from engine import BlockingRunner, Runner
-from runners import builtin_runners
+from breeze.engine import BlockingRunner, Runner
+from breeze.runners import builtin_runners
 
 
 def test_builtin_runners_are_concrete_and_named_once():
@@ -19,11 +19,11 @@ def test_builtin_runners_are_concrete_and_named_once():
 
 
 def test_the_shared_asr_loop_is_private_and_not_a_runner():
-    shared = importlib.import_module("runners._asr")
+    shared = importlib.import_module("breeze.runners._asr")
     assert not hasattr(shared, "RUNNERS")
     assert shared.AsrRunner not in builtin_runners()
     assert issubclass(shared.AsrRunner, BlockingRunner)
-    vosk = importlib.import_module("runners.vosk_asr")
-    pocketsphinx = importlib.import_module("runners.pocketsphinx_asr")
+    vosk = importlib.import_module("breeze.runners.vosk_asr")
+    pocketsphinx = importlib.import_module("breeze.runners.pocketsphinx_asr")
     assert issubclass(vosk.VoskRunner, shared.AsrRunner)
     assert issubclass(pocketsphinx.PocketsphinxRunner, shared.AsrRunner)

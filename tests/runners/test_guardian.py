@@ -9,18 +9,18 @@ import time
 
 import pytest
 
-from engine import Capability, Engine, EngineSettings, InferenceRequest, Registry
-from runners import _profanity
-from runners._guardian_checks import (
+from breeze.engine import Capability, Engine, EngineSettings, InferenceRequest, Registry
+from breeze.runners import _profanity
+from breeze.runners._guardian_checks import (
     find_personal_data,
     find_prompt_injection,
     iban_ok,
     luhn_ok,
     normalize,
 )
-from runners._guardian_judge import parse_answer
-from runners._profanity import ProfanityModel
-from runners.guardian import PORTION_CHARS, GuardianRunner, status_for
+from breeze.runners._guardian_judge import parse_answer
+from breeze.runners._profanity import ProfanityModel
+from breeze.runners.guardian import PORTION_CHARS, GuardianRunner, status_for
 
 # (text, expected safety_status at medium strictness with every check)
 TABLE = [

@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from engine import Capability, Engine, EngineSettings, InferenceRequest, Registry
-from engine.models import resolve
-from engine.text import Utf8Stream
-from runners.llama_cpp import EVAL_CHUNK, LlamaCppRunner
+from breeze.engine import Capability, Engine, EngineSettings, InferenceRequest, Registry
+from breeze.engine.models import load_catalog, resolve
+from breeze.engine.text import Utf8Stream
+from breeze.runners._chat_formats import choose
+from breeze.runners.llama_cpp import EVAL_CHUNK, LlamaCppRunner
 
 GREEDY = {"temperature": 0.0, "repeat_penalty": 1.0, "top_k": 40, "top_p": 0.95, "min_p": 0.05}
 
@@ -227,6 +228,26 @@ async def test_switching_models(engine):
     assert smol.metadata["model_name"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+PACKAGED_LLMS = [e.id for e in load_catalog() if e.capability == "LLM" and e.source == "package"]
+
+
+@pytest.mark.parametrize("model", PACKAGED_LLMS)
+async def test_every_packaged_catalog_model_answers(engine, model):
+    question = {"text": "What is the capital of France?"}  # the runner's defaults, greedy
+    result = await engine.run(InferenceRequest(question, {"model": model, "temperature": 0,
+                                                          "max_tokens": 40}))
+    assert result.ok, result.error
+    assert "Paris" in result.text, result.text
+    assert "<|im_start|>" not in result.text and "<start_of_turn>" not in result.text
+
+
+def test_a_file_without_a_template_gets_the_format_of_its_architecture():
+    assert choose({"general.architecture": "gemma3"}, None).name == "gemma"
+    assert choose({"general.architecture": "llama"}, None).name == "chatml"
+    assert choose({"tokenizer.chat_template": "{{x}}"}, None).template == "{{x}}"
+    assert choose({"tokenizer.chat_template": "{{x}}"}, "transcript").name == "transcript"
+
+
 async def test_continue_a_stopped_reply(engine):
     question = {"role": "user", "content": "List the days of the week."}
     full = await engine.run(InferenceRequest({"messages": [question]}, {**GREEDY,
@@ -239,3 +260,33 @@ async def test_continue_a_stopped_reply(engine):
     assert rest.ok and rest.text
     assert (head + rest.text)[:30] == full.text[:30]
     assert engine.first_runner(Capability.LLM).continues_replies  # the app offers ctrl+g
+
+
+async def test_a_request_waiting_behind_another_can_be_cancelled(runner, monkeypatch):
+    import threading
+
+    import llama_cpp
+
+    engine = Engine(Registry([runner]), EngineSettings(emit_interval_ms=0, cancel_grace_s=600))
+    await engine.preload()
+    busy, release = threading.Event(), threading.Event()
+    original = llama_cpp.Llama.tokenize
+
+    def tokenize(self, text: bytes, *args, **kwargs):
+        if b"hold the model" in text and not busy.is_set():  # the first request holds it
+            busy.set()
+            release.wait(120)
+        return original(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(llama_cpp.Llama, "tokenize", tokenize)
+    first = engine.submit(ask("Please hold the model.", max_tokens=2))
+    try:
+        assert await asyncio.to_thread(busy.wait, 120)
+        waiting = engine.submit(ask("Say hi.", max_tokens=2))
+        waiting.cancel()
+        # the grace period is long: this terminal comes from the waiting worker itself
+        terminal = await asyncio.wait_for(waiting.result(), 120)
+        assert terminal.metadata["finish_reason"] == "cancelled"
+    finally:
+        release.set()
+    assert (await asyncio.wait_for(first.result(), 120)).ok

@@ -9,11 +9,12 @@ import logging
 import stat
 import time
 import tomllib
+from http.server import BaseHTTPRequestHandler
 
 import openai
 import pytest
 
-from engine import (
+from breeze.engine import (
     BreezeError,
     Capability,
     Engine,
@@ -22,16 +23,17 @@ from engine import (
     Registry,
     RetryPolicy,
 )
-from runners._remote_config import (
+from breeze.runners._remote_config import (
     RemoteProfile,
     load_profiles,
+    redact_url,
     remote_params,
     remove_profile,
     resolve_endpoint,
     retry_policy,
     save_profile,
 )
-from runners.openai_compat import OpenAIRunner
+from breeze.runners.openai_compat import OpenAIRunner
 
 from .conftest import API_KEY, MODEL, FaultProxy, LlamaServer, free_port
 
@@ -189,8 +191,8 @@ async def test_500_then_200_is_retried(proxy, llama_server):
 @pytest.mark.parametrize(
     ("status", "code", "attempts", "words"),
     [
-        (503, "E102", 3, "Streaming failed after 2 retries: server error (503)"),
-        (429, "E102", 3, "Streaming failed after 2 retries: rate limited (429)"),
+        (503, "E102", 3, "server error (503)"),
+        (429, "E429", 3, "rate limited (429)"),
         (401, "E101", 1, "authentication failed (401)"),
         (404, "E404", 1, "not found (404)"),
         (422, "E400", 1, "request rejected (422)"),
@@ -202,6 +204,15 @@ async def test_http_errors_map_to_codes(proxy, llama_server, status, code, attem
     assert result.error is not None and result.error.code == code
     assert words in result.error.message
     assert len(proxy.requests) == attempts
+
+
+async def test_a_429_asking_for_a_long_wait_is_not_retried(proxy, llama_server):
+    proxy.plan = [429] * 3
+    proxy.retry_after = "120"
+    result = await proxied(proxy, llama_server).run(ask("hi"))
+    assert result.error is not None and result.error.code == "E429"
+    assert result.error.retry_after_s == 120 and "wait 120 s" in result.error.message
+    assert len(proxy.requests) == 1
 
 
 async def test_429_once_is_retried(proxy, llama_server):
@@ -247,7 +258,8 @@ async def test_unreachable_port_is_e102_after_retries():
     started = time.perf_counter()
     result = await engine.run(ask("hi", base_url=url, model=MODEL))
     assert result.error is not None and result.error.code == "E102"
-    assert result.error.message.startswith("Streaming failed after 2 retries: connection to")
+    assert result.error.message.startswith("connection to")
+    assert result.error.message.endswith("(after 2 retries)")
     assert result.metadata["retries"] == 2
     assert time.perf_counter() - started < 5
 
@@ -263,12 +275,12 @@ async def test_stalled_server_times_out_with_e103(proxy, llama_server):
     assert 0.5 <= time.perf_counter() - started < 3
 
 
-async def test_stalled_server_is_retried_then_e102(proxy, llama_server):
+async def test_stalled_server_is_retried_then_e103(proxy, llama_server):
     proxy.plan = ["stall", "stall"]
     engine = proxied(proxy, llama_server, RetryPolicy(max_retries=1, base_delay_s=0.01))
     result = await engine.run(ask("hi", timeout_s=0.3))
-    assert result.error is not None and result.error.code == "E102"
-    assert result.error.message.startswith("Streaming failed after 1 retries:")
+    assert result.error is not None and result.error.code == "E103"
+    assert result.error.message.endswith("(after 1 retries)")
     assert "gave no answer" in result.error.message and len(proxy.requests) == 2
 
 
@@ -406,3 +418,65 @@ async def test_an_unconfigured_runner_cannot_load(config_dir):
     result = await make_engine(OpenAIRunner()).run(ask("hi"))
     assert result.error is not None and result.error.code == "E501"
     assert "breeze remote add" in result.error.message
+
+
+class _GarbageServer(BaseHTTPRequestHandler):
+    """Answers /models and chat completions with what the test sets on the server."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, body: bytes, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._send(self.server.models, "application/json")  # type: ignore[attr-defined]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._send(self.server.events, "text/event-stream")  # type: ignore[attr-defined]
+
+
+GOOD_MODELS = b'{"object": "list", "data": [{"id": "m", "object": "model"}]}'
+GOOD_EVENTS = b'data: {"choices": [{"delta": {"content": "hi"}, "index": 0}]}\n\n'
+
+
+@pytest.mark.parametrize(("models", "events"), [
+    (b"<html>not json</html>", GOOD_EVENTS),
+    (b'{"data": 5}', GOOD_EVENTS),
+    (GOOD_MODELS, b"data: {not json\n\n"),
+    (GOOD_MODELS, b'data: {"choices": 7}\n\n'),
+    (GOOD_MODELS, b'data: {"choices": [{"delta": {"content": 5}, "index": 0}]}\n\n'),
+])
+async def test_a_reply_that_is_not_the_api_is_e102_and_not_retried(http_server, models, events):
+    server = http_server(_GarbageServer, models=models, events=events)
+    engine = make_engine(OpenAIRunner(), RetryPolicy(max_retries=2, base_delay_s=0.01))
+    result = await engine.run(ask("hi", base_url=f"{server.url}/v1"))
+    assert result.error is not None and result.error.code == "E102", result.error
+    assert "is not" in result.error.message and server.url in result.error.message
+    assert "retries" not in result.metadata
+    await engine.aclose()
+
+
+async def test_credentials_in_the_base_url_never_show(caplog, http_server):
+    caplog.set_level(logging.DEBUG)
+    secret = "sk-inurl-0123456789"
+    server = http_server(_GarbageServer, models=b"garbage", events=GOOD_EVENTS)
+    for url in (f"http://ada:{secret}@127.0.0.1:{free_port()}/v1",
+                server.url.replace("://", f"://ada:{secret}@") + "/v1"):
+        engine = make_engine(OpenAIRunner(), RetryPolicy(max_retries=0))
+        result = await engine.run(ask("hi", base_url=url))
+        await engine.aclose()
+        assert result.error is not None and "ada:***@127.0.0.1" in result.error.message
+        assert secret not in str(result.error) and secret not in str(result.metadata)
+    assert secret not in caplog.text
+
+
+def test_redact_url_hides_the_password_or_a_lone_user():
+    assert redact_url("https://u:p@h:1/v1") == "https://u:***@h:1/v1"
+    assert redact_url("https://KEY@h/v1") == "https://***@h/v1"
+    assert redact_url("https://h/v1?x=1") == "https://h/v1?x=1"

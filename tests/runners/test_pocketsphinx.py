@@ -13,10 +13,10 @@ from pathlib import Path
 import pocketsphinx
 import pytest
 
-from engine import Engine, EngineSettings, InferenceRequest, InferenceResult, Registry
-from engine.audio import Pcm
-from runners.pocketsphinx_asr import PocketsphinxRunner
-from runners.vosk_asr import VoskRunner
+from breeze.engine import Engine, EngineSettings, InferenceRequest, InferenceResult, Registry
+from breeze.engine.audio import Pcm
+from breeze.runners.pocketsphinx_asr import PocketsphinxRunner
+from breeze.runners.vosk_asr import VoskRunner
 from tests.runners import test_audio_in
 from tests.runners.test_audio_in import no_recording_left, play, speech
 from tests.runners.test_vosk import counting

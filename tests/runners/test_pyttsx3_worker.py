@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from engine import Capability, Engine, InferenceRequest, Registry
-from runners._tts_worker import SynthesisWorker, WorkerError, WorkerInterrupted
-from runners.pyttsx3_tts import Pyttsx3Runner
+from breeze.engine import Capability, Engine, InferenceRequest, Registry
+from breeze.runners._tts_worker import SynthesisWorker, WorkerError, WorkerInterrupted
+from breeze.runners.pyttsx3_tts import Pyttsx3Runner
 
 LONG = ("This is a very long sentence that goes on and on without ever stopping, "
         "and it keeps going for a long while yet, with clause after clause after clause, "

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import Engine, EngineSettings, InferenceRequest, InferenceResult, Registry
-from engine.audio import Pcm, read_wav
-from engine.models import find, local_path
-from runners.vosk_asr import VoskRunner
+from breeze.engine import Engine, EngineSettings, InferenceRequest, InferenceResult, Registry
+from breeze.engine.audio import Pcm, read_wav
+from breeze.engine.models import find, local_path
+from breeze.runners.vosk_asr import VoskRunner
 from tests.runners import test_audio_in
 from tests.runners.test_audio_in import no_recording_left, play, recording_streams, silence, speech
 
@@ -147,7 +147,7 @@ def reference(runner) -> str:
 
 def write_variant(path: Path, pcm: Pcm, width: int, channels: int, rate: int) -> None:
     """The speech as a WAV of another sample width, channel count and rate."""
-    from engine.audio import resample
+    from breeze.engine.audio import resample
 
     samples = np.frombuffer(resample(pcm.data, pcm.sample_rate, rate), "<i2").astype(np.int64)
     if width == 1:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine import CancelToken, Engine, InferenceRequest, Registry
-from engine.models import DownloadHooks, find, local_path, select
-from runners.pocketsphinx_asr import PocketsphinxRunner
-from runners.vosk_asr import VoskRunner
+from breeze.engine import CancelToken, Engine, InferenceRequest, Registry
+from breeze.engine.models import DownloadHooks, find, local_path, select
+from breeze.runners.pocketsphinx_asr import PocketsphinxRunner
+from breeze.runners.vosk_asr import VoskRunner
 from tests.engine.test_models import load_cli
 from tests.http_server import LocalHTTPServer
 from tests.runners.test_pocketsphinx import english

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine import Engine, EngineSettings
-from runners import builtin_registry
-from tui.app import create_app
-from tui.store import Store
+from breeze.engine import Engine, EngineSettings
+from breeze.runners import builtin_registry
+from breeze.tui.app import create_app
+from breeze.tui.store import Store
 
 
 @pytest.fixture
@@ -35,3 +35,11 @@ async def wait_for(pilot, condition, within: float = 30.0) -> None:
             return
         await pilot.pause(0.05)
     raise AssertionError("condition not reached in time")
+
+
+def finished(view) -> bool:
+    """The reply has ended by itself: complete, or stopped at the length limit that the
+    tests' small max_tokens set."""
+    from breeze.tui.conversation import LENGTH_NOTE
+
+    return view.state == "complete" or (view.state == "stopped" and view.error == LENGTH_NOTE)

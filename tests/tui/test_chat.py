@@ -5,13 +5,13 @@ from __future__ import annotations
 from textual import events
 from textual.widgets import Markdown
 
-from tui.screens.help import HelpScreen
-from tui.screens.sessions import SessionsScreen
-from tui.widgets.log_panel import LogPanel
-from tui.widgets.message import MessageView
-from tui.widgets.prompt import PromptInput
+from breeze.tui.screens.help import HelpScreen
+from breeze.tui.screens.sessions import SessionsScreen
+from breeze.tui.widgets.log_panel import LogPanel
+from breeze.tui.widgets.message import MessageView
+from breeze.tui.widgets.prompt import PromptInput
 
-from .conftest import wait_for
+from .conftest import finished, wait_for
 
 SIZE = (100, 32)
 
@@ -40,7 +40,7 @@ async def test_prompt_works_before_the_model_is_ready(make_app):
         assert app.chat.status.state == "loading model…"
         assert app.focused is app.chat.query_one(PromptInput)
         await type_and_send(pilot, "Hi")  # typed before the model is loaded
-        await wait_for(pilot, lambda: views(app)[-1].state == "complete")
+        await wait_for(pilot, lambda: finished(views(app)[-1]))
         assert views(app)[0].text == "Hi" and views(app)[-1].text
         assert app.chat.status.state == "ready"
         assert "SmolLM2" in app.chat.status.render()
@@ -87,11 +87,13 @@ async def test_reply_streams_then_esc_stops_it_and_keeps_the_partial(make_app, s
 
         app.conversation.params = {"max_tokens": 20}
         await pilot.press("ctrl+g")  # continue the stopped reply
-        await wait_for(pilot, lambda: views(app)[1].state == "complete")
+        await wait_for(pilot, lambda: app.conversation.reply is None
+                       and len(views(app)[1].text) > len(stopped))
         assert views(app)[1].text.startswith(stopped) and len(views(app)[1].text) > len(stopped)
 
         await pilot.press("ctrl+r")  # regenerate it
-        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and app.conversation.reply is None
+                       and views(app)[1].state in ("complete", "stopped") and views(app)[1].text)
         assert len(store.messages(app.conversation.session_id)) == 2
 
 
@@ -100,9 +102,9 @@ async def test_history_goes_to_the_model(make_app):
     async with app.run_test(size=SIZE) as pilot:
         app.conversation.params = {"max_tokens": 12}
         await type_and_send(pilot, "My name is Ada.")
-        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and finished(views(app)[1]))
         await type_and_send(pilot, "What is my name?")
-        await wait_for(pilot, lambda: len(views(app)) == 4 and views(app)[3].state == "complete")
+        await wait_for(pilot, lambda: len(views(app)) == 4 and finished(views(app)[3]))
         history = app.conversation.history()
         assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
         saved = app.store.messages(app.conversation.session_id)[-1]
@@ -138,7 +140,7 @@ async def test_error_result_shows_its_code_and_the_app_goes_on(make_app):
         assert "E501" in str(views(app)[1].query_one(".note").render())
         app.conversation.params = {"max_tokens": 8}
         await type_and_send(pilot, "hello again")
-        await wait_for(pilot, lambda: len(views(app)) == 4 and views(app)[3].state == "complete")
+        await wait_for(pilot, lambda: len(views(app)) == 4 and finished(views(app)[3]))
         # the error notice is not sent to the model as a reply
         assert all(m["content"] for m in app.conversation.history())
 
@@ -148,7 +150,7 @@ async def test_copy_reply(make_app):
     async with app.run_test(size=SIZE) as pilot:
         app.conversation.params = {"max_tokens": 8}
         await type_and_send(pilot, "Say hi")
-        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and finished(views(app)[1]))
         await pilot.press("ctrl+b")
         assert app.clipboard == views(app)[1].text
 
@@ -228,7 +230,7 @@ async def test_quitting_mid_reply_stops_it_and_saves_all_it_wrote(make_app, stor
 
 
 async def test_partial_reply_of_a_killed_app_is_kept_as_interrupted(tmp_path):
-    from tui.store import Store
+    from breeze.tui.store import Store
 
     path = tmp_path / "s.sqlite3"
     crashed = Store(path)
@@ -255,7 +257,7 @@ async def test_leaving_a_chat_mid_reply_saves_the_reply_and_the_app_goes_on(make
 
         app.conversation.params = {"max_tokens": 8}
         await type_and_send(pilot, "Say hello.")
-        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and finished(views(app)[1]))
         assert app.conversation.session_id != left
 
 
@@ -285,7 +287,7 @@ async def test_deleting_the_open_chat_starts_a_new_one(make_app, store):
         await wait_for(pilot, lambda: views(app) == [])
         app.conversation.params = {"max_tokens": 4}
         await type_and_send(pilot, "Hi there.")
-        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "complete")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and finished(views(app)[1]))
         kept = app.store.messages(app.conversation.session_id)
         assert [m.content for m in kept][0] == "Hi there." and app.is_running
 
@@ -331,7 +333,70 @@ async def test_a_regenerated_reply_that_fails_before_any_text_keeps_the_old_one(
         app.conversation.params = {"max_tokens": 6}
         await pilot.press("ctrl+r")  # this time it runs: the new reply takes the old one's place
         await wait_for(pilot, lambda: app.conversation.reply is None and
-                       views(app)[-1].state == "complete")
+                       finished(views(app)[-1]))
         replies = [m for m in store.messages(session) if m.role == "assistant"]
         assert len(replies) == 1 and replies[0].content != "The old reply, worth keeping."
         assert len(views(app)) == 2
+
+
+async def test_a_reply_cut_by_the_length_limit_is_marked_saved_so_and_continues(make_app, store):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.conversation.params = {"max_tokens": 12, "temperature": 0, "repeat_penalty": 1.0}
+        await type_and_send(pilot, "Write a long story about a dragon who learns to fly.")
+        await wait_for(pilot, lambda: len(views(app)) == 2 and views(app)[1].state == "stopped")
+        reply = views(app)[1]
+        assert app.chat.status.state == "stopped"
+        note = str(reply.query_one(".note").render())
+        assert note.startswith("stopped at the length limit — ctrl+r regenerate · ctrl+g")
+        saved = store.messages(app.conversation.session_id)[-1]
+        assert (saved.state, saved.error) == ("stopped", "stopped at the length limit")
+        first = reply.text
+
+        await pilot.press("ctrl+g")  # continue: the same reply grows
+        await wait_for(pilot, lambda: app.conversation.reply is None
+                       and len(views(app)[1].text) > len(first))
+        assert views(app)[1].text.startswith(first) and len(views(app)) == 2
+
+
+async def test_reply_keys_on_an_empty_chat_say_why_nothing_happens(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        for key in ("ctrl+r", "ctrl+g", "ctrl+b"):
+            await pilot.press(key)
+        await pilot.pause()
+        notices = [n.message for n in app._notifications]
+        assert any(n.startswith("No reply to regenerate") for n in notices)
+        assert any(n.startswith("No stopped reply to continue") for n in notices)
+        assert any(n.startswith("No reply to copy") for n in notices)
+        assert views(app) == []
+
+
+async def test_a_narrow_terminal_gives_the_prompt_the_room(make_app):
+    app = make_app()
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        prompt = app.chat.query_one(PromptInput)
+        assert prompt.region.width >= 24
+        await type_and_send(pilot, "Hi")
+        assert views(app)[0].text == "Hi"
+
+
+async def test_a_renamed_chat_stays_highlighted(make_app, store, tmp_path):
+    older = store.new_session("older chat")
+    store.add(older, "user", "older question")
+    newer = store.new_session("newer chat")
+    store.add(newer, "user", "newer question")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        screen.export_dir = tmp_path / "exports"
+        listed = [s.id for s in store.sessions()]
+        await pilot.press(*["down"] * listed.index(older))
+        await pilot.press("r", *"renamed", "enter")
+        assert store.title(older) == "renamed"
+        await pilot.press("e")  # the next key acts on the renamed chat
+        exported = (tmp_path / "exports" / f"breeze-chat-{older}.md").read_text()
+        assert "older question" in exported

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from engine import Engine, EngineSettings, InferenceResult, Registry
-from engine.guardian import make_guard
-from engine.speech import SpeechSettings, speak_reply
-from runners.guardian import GuardianRunner
-from runners.llama_cpp import LlamaCppRunner
-from runners.pyttsx3_tts import Pyttsx3Runner
+from breeze.engine import Engine, EngineSettings, InferenceResult, Registry
+from breeze.engine.guardian import make_guard
+from breeze.engine.speech import SpeechSettings, speak_reply
+from breeze.runners.guardian import GuardianRunner
+from breeze.runners.llama_cpp import LlamaCppRunner
+from breeze.runners.pyttsx3_tts import Pyttsx3Runner
+from breeze.tui.conversation import Conversation
 from tests.runners.test_audio_out import player, tts_sink  # noqa: F401 (fixtures)
-from tui.conversation import Conversation
 
 
 @pytest.mark.usefixtures("tts_sink")

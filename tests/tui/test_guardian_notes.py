@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from engine import (
+from breeze.engine import (
     CancelToken,
     Capability,
     Engine,
@@ -14,10 +14,10 @@ from engine import (
     Registry,
     Runner,
 )
-from engine.guardian import make_guard
-from runners.guardian import GuardianRunner
-from tui.app import create_app
-from tui.widgets.message import MessageView
+from breeze.engine.guardian import make_guard
+from breeze.runners.guardian import GuardianRunner
+from breeze.tui.app import create_app
+from breeze.tui.widgets.message import MessageView
 
 from .conftest import wait_for
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from textual.screen import Screen
 
-from tui.screens.chat import ChatScreen
-from tui.screens.sessions import SessionsScreen
-from tui.screens.settings import SettingsScreen
+from breeze.tui.screens.chat import ChatScreen
+from breeze.tui.screens.sessions import SessionsScreen
+from breeze.tui.screens.settings import SettingsScreen
 
 from .conftest import wait_for
 

@@ -3,12 +3,12 @@ OpenAI-compatible runner, on a real llama.cpp server, cannot; llama.cpp in-proce
 
 from __future__ import annotations
 
-from engine import Capability, Engine, EngineSettings, Registry
-from runners.llama_cpp import LlamaCppRunner
-from runners.openai_compat import OpenAIRunner
+from breeze.engine import Capability, Engine, EngineSettings, Registry
+from breeze.runners.llama_cpp import LlamaCppRunner
+from breeze.runners.openai_compat import OpenAIRunner
 
 from ..runners.conftest import shared_server
-from .conftest import wait_for
+from .conftest import finished, wait_for
 from .test_chat import SIZE, type_and_send, views
 
 
@@ -41,7 +41,7 @@ async def test_ctrl_g_is_offered_only_by_a_runner_that_continues_replies(make_ap
         assert note(reply) == "stopped — ctrl+r regenerate · ctrl+g continue"
         app.conversation.params = {"max_tokens": 8}
         await pilot.press("ctrl+g")
-        await wait_for(pilot, lambda: reply.state == "complete")
+        await wait_for(pilot, lambda: finished(reply))
         assert reply.text.startswith(stopped) and len(reply.text) > len(stopped)
         saved = app.store.messages(app.conversation.session_id)[-1]
         assert saved.metadata["runner_name"] == "llama_cpp"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from tui.widgets.prompt import PromptInput
+from breeze.tui.widgets.prompt import PromptInput
 
 from .conftest import wait_for
 

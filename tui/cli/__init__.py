@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
 
 import typer
 
-from engine import __version__
+from breeze.engine import BreezeError, __version__
 
+from ..config import load_app_config
 from ..logs import setup_logging
 from . import ask, doctor, models_cmd, runners_cmd
+from ._output import fail
 
 app = typer.Typer(
     name="breeze",
@@ -35,10 +38,16 @@ def _root(
     ),
 ) -> None:
     """With no command, open the chat app."""
-    if ctx.invoked_subcommand is None:
-        from tui.app import run_app
+    if ctx.invoked_subcommand is not None:
+        for problem in load_app_config().problems:
+            typer.echo(f"breeze: warning: {problem}", err=True)
+    else:
+        from breeze.tui.app import run_app
 
-        run_app()
+        try:
+            run_app()
+        except BreezeError as exc:  # the saved chats or the settings cannot be opened at all
+            raise fail(exc.error.code, exc.error.message) from None
 
 
 app.command("ask")(ask.ask)
@@ -54,4 +63,9 @@ for _module in pkgutil.iter_modules(__path__):
 
 def main() -> None:
     setup_logging()
-    app()
+    try:
+        app()
+    finally:
+        # native models (CTranslate2, onnxruntime) still held in reference cycles are freed
+        # now: freed while the interpreter shuts down, they can abort the process
+        gc.collect()

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ._engine import parse_params
+from ._output import json_errors
 
 __all__ = [
     "JsonOption",
@@ -19,7 +20,9 @@ __all__ = [
     "asr_params",
 ]
 
-JsonOption = Annotated[bool, typer.Option("--json", help="One JSON result a line.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="One JSON result a line.", callback=json_errors)
+]
 WordsOption = Annotated[bool, typer.Option("--words", help="Word timings and confidences.")]
 RunnerOption = Annotated[str | None, typer.Option("--runner", help="vosk or pocketsphinx.")]
 ModelOption = Annotated[

@@ -7,8 +7,8 @@ import json
 import signal
 from collections.abc import Callable
 
-from engine import Engine, EngineSettings, Handle
-from runners import builtin_registry
+from breeze.engine import BreezeError, Capability, Engine, EngineSettings, Handle
+from breeze.runners import builtin_registry
 
 from ..config import engine_settings, load_app_config
 from ._output import fail
@@ -39,3 +39,26 @@ def cancel_on_sigint(handle: Handle) -> Callable[[], None]:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, handle.cancel, "interrupted (Ctrl+C)")
     return lambda: loop.remove_signal_handler(signal.SIGINT)
+
+
+def runner_for_voice(engine: Engine, voice: str) -> str | None:
+    """The speech runner whose voice has this id or name (a path to an .onnx file is a Piper
+    voice); None when none has it exactly: the default runner then resolves it (a language)
+    or says which voices it has."""
+    if voice.endswith(".onnx"):
+        return "piper"
+    wanted = voice.strip().lower()
+    for entry in engine.registry.candidates(Capability.TTS):
+        runner = entry.runner
+        if not hasattr(runner, "voices") or not runner.is_supported():
+            continue
+        try:
+            voices = runner.voices()
+        except BreezeError:
+            continue
+        for v in voices:
+            names = {str(v["id"]).lower(), str(v["name"]).lower(),
+                     str(v["name"]).split(" (")[0].lower()}
+            if wanted in names:
+                return entry.name
+    return None

@@ -10,15 +10,16 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from engine import BreezeError, Engine, InferenceRequest, InferenceResult
-from runners._remote_config import remote_params, retry_policy
+from breeze.engine import BreezeError, Engine, InferenceRequest, InferenceResult
+from breeze.runners._remote_config import remote_params, retry_policy
 
 from ..config import engine_settings, load_app_config
-from ._engine import cancel_on_sigint, make_engine, parse_params
-from ._output import exit_for, fail, print_json
+from ._engine import cancel_on_sigint, make_engine, parse_params, runner_for_voice
+from ._output import exit_for, exit_with, fail, json_errors, print_json, read_stdin
 
 if TYPE_CHECKING:
-    from engine.speech import SpeechDone
+    from breeze.engine.speech import SpeechDone
+    from breeze.runners.audio_out import Player
 
 
 def ask(
@@ -27,7 +28,8 @@ def ask(
     model: str | None = typer.Option(None, "--model", help="Catalog id or GGUF path."),
     runner: str | None = typer.Option(None, "--runner", help="Runner name (breeze runners)."),
     param: list[str] = typer.Option([], "-p", "--param", help="Parameter key=value (repeat)."),  # noqa: B008
-    json_: bool = typer.Option(False, "--json", help="One JSON result a line."),
+    json_: bool = typer.Option(False, "--json", help="One JSON result a line.",
+                                callback=json_errors),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print only the whole reply."),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server."),
     profile: str | None = typer.Option(None, "--profile", help="Remote profile (breeze remote)."),
@@ -40,7 +42,7 @@ def ask(
 ) -> None:
     """Ask the LLM and stream its reply."""
     if prompt == "-":
-        prompt = sys.stdin.read()
+        prompt = read_stdin()
     params = parse_params(param)
     if system is not None:
         params["system_prompt"] = system
@@ -54,8 +56,10 @@ def ask(
     overrides = {"retry": retry_policy(profile)} if runner == "openai" else {}
     settings = engine_settings(load_app_config(), **overrides)
     if speak:
-        _speak(make_engine(settings), request, runner, json_, voice, device)
-        return
+        player = _open_speaker(device)
+        if player is not None:
+            _speak(make_engine(settings), request, runner, json_, voice, player)
+            return
     terminal = asyncio.run(_stream(make_engine(settings), request, runner, json_, no_stream))
     cancelled = terminal.metadata.get("finish_reason") == "cancelled"
     exit_for(terminal)
@@ -104,23 +108,32 @@ def _status(result: InferenceResult) -> None:
     Console(stderr=True).print(" · ".join(p for p in parts if p), style="dim")
 
 
+def _open_speaker(device: str | None) -> Player | None:
+    """The speaker for --speak; None (and a warning: the reply is still printed) when
+    there is none."""
+    from breeze.runners.audio_out import Player
+
+    try:
+        return Player(int(device) if device and device.isdigit() else device).open()
+    except BreezeError as exc:
+        sys.stderr.write(f"breeze: warning: the reply is printed, not spoken: {exc.error}\n")
+        return None
+
+
 def _speak(
     engine: Engine,
     request: InferenceRequest,
     runner: str | None,
     json_: bool,
     voice: str | None,
-    device: str | None,
+    player: Player,
 ) -> None:
     """Stream the reply and speak it sentence by sentence as it is written."""
-    from engine.speech import ReplyText, SpeechSettings, speak_reply
-    from runners.audio_out import Player
+    from breeze.engine.speech import ReplyText, SpeechSettings, speak_reply
 
-    try:
-        player = Player(int(device) if device and device.isdigit() else device).open()
-    except BreezeError as exc:
-        raise fail(exc.error.code, exc.error.message) from None
-    settings = SpeechSettings(tts_params={"voice": voice} if voice else {}, llm_runner=runner)
+    tts_runner = runner_for_voice(engine, voice) if voice else None
+    settings = SpeechSettings(tts_params={"voice": voice} if voice else {},
+                              tts_runner=tts_runner, llm_runner=runner)
 
     async def run() -> SpeechDone:
         speech = speak_reply(engine, request, player, settings)
@@ -149,7 +162,8 @@ def _speak(
         sys.stdout.write("\n")
     if json_ and done.reply is not None:
         print_json(done.reply)
-    if done.error is not None:
-        raise fail(done.error.code, done.error.message)
+    if done.error is not None:  # with --json, the reply's own result may carry it already
+        reported = json_ and done.reply is not None and done.reply.error is not None
+        raise (exit_with if reported else fail)(done.error.code, done.error.message)
     if done.finish_reason == "cancelled":
         raise typer.Exit(130)

@@ -7,9 +7,9 @@ import json
 
 import typer
 
-from engine import InferenceRequest
-from engine.errors import BreezeError
-from runners.audio_in import input_devices
+from breeze.engine import InferenceRequest
+from breeze.engine.errors import BreezeError
+from breeze.runners.audio_in import input_devices
 
 from ._asr_options import (
     JsonOption,

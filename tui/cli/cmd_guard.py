@@ -8,16 +8,15 @@ on stderr when it is unsafe, 1 with the error's code when the check itself faile
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 import typer
 
-from engine import Capability, InferenceRequest, InferenceResult
+from breeze.engine import Capability, InferenceRequest, InferenceResult
 
 from ._engine import cancel_on_sigint, make_engine
-from ._output import exit_for, fail, print_json
+from ._output import exit_for, exit_with, json_errors, print_json, read_stdin
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +25,8 @@ def register(app: typer.Typer) -> None:
 
 def guard(
     text: str = typer.Argument(..., help="The text to check; '-' reads it from stdin."),
-    json_: bool = typer.Option(False, "--json", help="One JSON result a line (each check)."),
+    json_: bool = typer.Option(False, "--json", help="One JSON result a line (each check).",
+                                callback=json_errors),
     strictness: str = typer.Option("medium", "--strictness", help="low, medium or high."),
     check: list[str] = typer.Option(  # noqa: B008
         [], "--check", help="Only this check (repeat): offensive, personal_data, "
@@ -39,7 +39,7 @@ def guard(
 ) -> None:
     """Check a text for offensive language, personal data and prompt injection."""
     if text == "-":
-        text = sys.stdin.read()
+        text = read_stdin()
     params: dict[str, Any] = {"strictness": strictness}
     if check:
         params["checks"] = check
@@ -53,7 +53,7 @@ def guard(
     if not json_:
         _print_verdict(terminal)
     if terminal.outputs.get("safety_status") == "unsafe":
-        raise fail("G100", f"unsafe: {_summary(terminal.metadata['detected_issues'])}")
+        raise exit_with("G100", f"unsafe: {_summary(terminal.metadata['detected_issues'])}")
 
 
 async def _check(request: InferenceRequest, runner: str | None, json_: bool) -> InferenceResult:

@@ -9,11 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engine import BreezeError
-from runners._remote_config import (
+from breeze.engine import BreezeError
+from breeze.runners._remote_config import (
     RemoteProfile,
     default_profile_name,
     load_profiles,
+    redact_url,
     remove_profile,
     save_profile,
 )
@@ -73,7 +74,7 @@ def _row(profile: RemoteProfile, default: bool) -> dict[str, object]:
     key = f"env:{profile.api_key_env}" if profile.api_key_env else None
     return {
         "name": profile.name,
-        "base_url": profile.base_url,
+        "base_url": redact_url(profile.base_url),
         "model": profile.model,
         "api_key": "stored" if profile.api_key else key,
         "timeout_s": profile.timeout_s,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import wave
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from engine import BreezeError, Capability, Handle, InferenceRequest, InferenceResult
-from runners.audio_out import Player
+from breeze.engine import (
+    BreezeError,
+    Capability,
+    Handle,
+    InferenceRequest,
+    InferenceResult,
+)
+from breeze.runners.audio_out import Player
 
-from ._engine import make_engine
-from ._output import exit_for, fail, print_json
+from ._engine import make_engine, runner_for_voice
+from ._output import exit_for, fail, json_errors, print_json, read_stdin
 
 
 def register(app: typer.Typer) -> None:
@@ -29,13 +34,16 @@ def register(app: typer.Typer) -> None:
 def say(
     text: str | None = typer.Argument(None, help="What to say; '-' reads it from stdin."),
     out: Path | None = typer.Option(None, "--out", help="Write a WAV file, do not play."),  # noqa: B008
-    voice: str | None = typer.Option(None, "--voice", help="Voice id, name or language."),
+    voice: str | None = typer.Option(
+        None, "--voice", help="Voice id, name or language, of any runner (--list-voices)."),
     rate: int | None = typer.Option(None, "--rate", help="Words a minute (80-500)."),
     volume: float | None = typer.Option(None, "--volume", help="0 to 1."),
     device: str | None = typer.Option(None, "--device", help="Output device name or index."),
     runner: str | None = typer.Option(None, "--runner", help="Runner name (breeze runners)."),
-    list_voices: bool = typer.Option(False, "--list-voices", help="List the voices and exit."),
-    json_: bool = typer.Option(False, "--json", help="One JSON result a line."),
+    list_voices: bool = typer.Option(False, "--list-voices",
+                                     help="List the voices of every runner and exit."),
+    json_: bool = typer.Option(False, "--json", help="One JSON result a line.",
+                                callback=json_errors),
 ) -> None:
     """Speak text aloud with a progress bar (Ctrl+C stops at once)."""
     if list_voices:
@@ -43,7 +51,7 @@ def say(
     if text is None:
         raise fail("E400", "nothing to say: give TEXT, or '-' to read stdin")
     if text == "-":
-        text = sys.stdin.read()
+        text = read_stdin()
     params = {k: v for k, v in {"voice": voice, "rate": rate, "volume": volume}.items()
               if v is not None}
     request = InferenceRequest({"text": text}, params, capability=Capability.TTS)
@@ -58,25 +66,41 @@ def say(
 
 
 def _list_voices(runner_name: str | None, json_: bool) -> None:
+    """The voices of the named runner, else of every available speech runner."""
+    registry = make_engine().registry
     try:
-        entry = make_engine().registry.candidates(Capability.TTS, runner_name)[0]
-        runner = entry.runner
-        if not hasattr(runner, "voices"):
-            raise BreezeError("E405", f"runner {entry.name!r} cannot list its voices")
-        try:
-            voices: list[dict[str, Any]] = runner.voices()
-        finally:
-            runner.unload()
+        entries = registry.candidates(Capability.TTS, runner_name)
+        if runner_name:
+            support = entries[0].runner.is_supported()
+            if not support:
+                raise BreezeError("E501", f"runner {runner_name!r} is unavailable: "
+                                          f"{support.reason}")
+        voices = [v for entry in entries for v in _voices_of(entry.runner, bool(runner_name))]
     except BreezeError as exc:
         raise fail(exc.error.code, exc.error.message) from None
     if json_:
         for v in voices:
             typer.echo(json.dumps(v, ensure_ascii=False))
         return
-    table = Table("id", "name", "languages", title=f"Voices of {entry.name}")
+    table = Table("id", "name", "languages", "runner", title="Voices")
     for v in voices:
-        table.add_row(v["id"], v["name"], ", ".join(v["languages"]))
+        table.add_row(v["id"], v["name"], ", ".join(v["languages"]), v["runner"])
     Console().print(table)
+
+
+def _voices_of(runner: Any, required: bool) -> list[dict[str, Any]]:
+    """A runner's voices, each with its runner's name; none from one that is unavailable or
+    cannot list them (E405 instead when that runner was asked for by name)."""
+    if not hasattr(runner, "voices"):
+        if required:
+            raise BreezeError("E405", f"runner {runner.name!r} cannot list its voices")
+        return []
+    if not runner.is_supported():
+        return []
+    try:
+        return [{**v, "runner": runner.name} for v in runner.voices()]
+    finally:
+        runner.unload()
 
 
 async def _say(
@@ -84,6 +108,9 @@ async def _say(
 ) -> tuple[InferenceResult, bool]:
     """Stream the speech into the sink; the terminal result, and whether Ctrl+C stopped it."""
     engine = make_engine()
+    voice = request.params.get("voice")
+    if voice and runner is None:
+        runner = await asyncio.to_thread(runner_for_voice, engine, str(voice))
     handle = engine.submit(request, runner=runner)
     interrupt = _Interrupt(handle, sink)
     loop = asyncio.get_running_loop()
@@ -187,21 +214,23 @@ class _WavSink(_Sink):
         super().__init__()
         self.path = path
         self.part = path.with_name(path.name + ".part")
+        if path.is_dir():
+            raise BreezeError("E400", f"cannot write {path}: it is a directory "
+                                      f"(give a file name, such as {path / 'speech.wav'})")
         try:
             self.file = self.part.open("wb")
         except OSError as exc:
             raise BreezeError("E400", f"cannot write {path}: {exc.strerror}") from None
-        self.writer = wave.open(self.file, "wb")
-        self.format_set = False
+        self.writer: wave.Wave_write | None = None  # made with the first chunk's format
         self.written_ms = 0.0
 
     def add(self, result: InferenceResult) -> None:
         out = result.outputs
-        if not self.format_set:
+        if self.writer is None:
+            self.writer = wave.open(self.file, "wb")
             self.writer.setnchannels(int(out.get("channels", 1)))
             self.writer.setsampwidth(2)
             self.writer.setframerate(int(out["sample_rate"]))
-            self.format_set = True
         self.writer.writeframes(out["audio"])
         self.written_ms += float(result.metadata.get("audio_duration_ms") or 0.0)
 
@@ -210,7 +239,7 @@ class _WavSink(_Sink):
 
     async def finish(self, bar: _Bar, ok: bool) -> None:
         self._close_file()
-        if ok and self.format_set:
+        if ok and self.writer is not None:
             self.part.replace(self.path)
 
     def close(self) -> None:
@@ -219,7 +248,7 @@ class _WavSink(_Sink):
 
     def _close_file(self) -> None:
         if not self.file.closed:
-            if self.format_set:  # wave writes the header's sizes on close
+            if self.writer is not None:  # wave writes the header's sizes on close
                 self.writer.close()
             self.file.close()
 

@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from engine import Capability, Engine, InferenceRequest, InferenceResult
-from engine.audio import read_wav
-from engine.errors import BreezeError
-from engine.models import DownloadHooks
+from breeze.engine import Capability, Engine, InferenceRequest, InferenceResult
+from breeze.engine.audio import read_wav
+from breeze.engine.errors import BreezeError
+from breeze.engine.models import DownloadHooks
 
 from ._asr_options import (
     JsonOption,

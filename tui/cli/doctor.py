@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 import typer
 from rich.console import Console
 
+from breeze.engine import BreezeError
+
 
 @dataclass(frozen=True)
 class Check:
@@ -28,6 +30,7 @@ def run_checks() -> list[Check]:
         _module("llama-cpp-python (LLM)", "llama_cpp", "pip install llama-cpp-python"),
     ]
     checks.extend(_models())
+    checks.append(_speech_recognition())
     return checks
 
 
@@ -63,7 +66,7 @@ def _audio_devices() -> list[Check]:
 
 
 def _models() -> list[Check]:
-    from engine.models import load_catalog, local_path
+    from breeze.engine.models import load_catalog, local_path
 
     checks = []
     for entry in load_catalog():
@@ -76,6 +79,46 @@ def _models() -> list[Check]:
                   "missing"), fix)
         )
     return checks
+
+
+def _speech_recognition() -> Check:
+    """Recognize half a second of silence in the dictation language, as dictation would:
+    the runner and model that answer, or why none could (no download is started)."""
+    import asyncio
+
+    from ..config import load_app_config
+
+    voice = load_app_config().voice
+    language = voice.language or "en"
+    return asyncio.run(_recognize_silence(f"speech recognition ({language})", language,
+                                          voice.asr_runner or None))
+
+
+async def _recognize_silence(name: str, language: str, runner: str | None) -> Check:
+    from breeze.engine import Capability, InferenceRequest
+
+    from ._engine import make_engine
+
+    engine = make_engine()
+    problems = []
+    try:
+        for entry in engine.registry.candidates(Capability.ASR, runner):
+            params: dict[str, object] = {"language": language}
+            if "download" in {spec.name for spec in entry.runner.param_schema()}:
+                params["download"] = False
+            request = InferenceRequest({"audio": bytes(16_000)}, params,
+                                       capability=Capability.ASR)
+            result = await engine.run(request, runner=entry.name)
+            if result.ok:
+                model = result.metadata.get("model_name") or "its model"
+                return Check(name, True, f"{entry.name} with {model}")
+            problems.append(f"{entry.name}: {result.error}")
+    except BreezeError as exc:
+        return Check(name, False, str(exc.error), "pick another runner in the settings (F2)")
+    finally:
+        await engine.aclose()
+    fix = f"breeze models pull ID, with a model for {language!r} from breeze models list"
+    return Check(name, False, "; ".join(problems) or "no speech recognition runner", fix)
 
 
 def doctor(json_: bool = typer.Option(False, "--json", help="One JSON object a line.")) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -16,11 +17,13 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
-from engine.cancel import CancelToken
-from engine.errors import BreezeError
-from engine.models import find, pull, remove, resolve, statuses
+from breeze.engine.cancel import CancelToken
+from breeze.engine.errors import BreezeError
+from breeze.engine.models import find, model_status, pull, remove, resolve, statuses
+
+log = logging.getLogger("breeze.models")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
@@ -52,12 +55,18 @@ def list_models(
         for row in rows:
             typer.echo(json.dumps(row.to_dict(), ensure_ascii=False))
         return
-    table = Table("id", "capability", "source", "size", "present", "license", title="Models")
-    for row in rows:
-        name = f"{row.id} (default)" if row.default else row.id
-        present = "yes" if row.present else "no"
+    names = [f"{row.id} (default)" if row.default else row.id for row in rows]
+    # ids are what `pull` and `--model` take: never cut, not even in a pipe (80 columns)
+    id_column = Column("id", no_wrap=True, min_width=max(map(len, names), default=2))
+    table = Table(id_column, "capability", "source", "size", "present",
+                  Column("license", no_wrap=True), title="Models")
+    for name, row in zip(names, rows, strict=True):
+        present = "corrupt" if row.corrupt else "yes" if row.present else "no"
         table.add_row(name, row.capability, row.source, _size(row.size), present, row.license)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file: as wide as the table needs
+        console = Console(width=160)
+    console.print(table)
 
 
 @app.command("pull")
@@ -70,6 +79,9 @@ def pull_model(
         entry = find(model_id)
     except BreezeError as error:
         raise _fail(error) from None
+    status = model_status(entry)
+    if status.corrupt:
+        typer.echo(f"{entry.id} is corrupt ({status.problem}): downloading it again", err=True)
     token = CancelToken()
     outcome: list[Path | BreezeError] = []
     columns = (
@@ -90,6 +102,9 @@ def pull_model(
                 outcome.append(pull(entry, progress, token, force=force))
             except BreezeError as error:
                 outcome.append(error)
+            except Exception as exc:  # a bug or an OS error: say what it was
+                log.exception("pull %s failed", entry.id)
+                outcome.append(BreezeError("E500", f"{type(exc).__name__}: {exc}"))
 
         worker = threading.Thread(target=work, name=f"pull-{entry.id}", daemon=True)
         worker.start()
@@ -103,6 +118,7 @@ def pull_model(
             except KeyboardInterrupt:  # pressed again while the download winds down
                 pass
     result = outcome[0] if outcome else BreezeError("E500", "download stopped", True)
+
     if isinstance(result, BreezeError):
         if token.cancelled:
             typer.echo(f"cancelled: run `breeze models pull {entry.id}` to resume", err=True)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from runners import builtin_registry
+from breeze.runners import builtin_registry
 
 
 def runners(json_: bool = typer.Option(False, "--json", help="One JSON object a line.")) -> None:

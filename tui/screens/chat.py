@@ -15,12 +15,12 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
-from engine import BreezeError, Capability, Handle, InferenceResult
-from engine.guardian import describe
-from engine.speech import SentenceAudio, SentencePlaying, SpeakReply, SpeechDone, SpeechEvent
+from breeze.engine import BreezeError, Capability, Handle, InferenceResult
+from breeze.engine.guardian import describe
+from breeze.engine.speech import SentenceAudio, SentencePlaying, SpeakReply, SpeechDone, SpeechEvent
 
 from ..config import save_app_table
-from ..conversation import Conversation, Reply, Speak
+from ..conversation import Conversation, Reply, Speak, ending
 from ..voice import UNMUTE_AFTER_S, DictationText, Voice
 from ..widgets.log_panel import LogPanel
 from ..widgets.message import MessageView
@@ -117,6 +117,17 @@ class ChatScreen(Screen[None]):
     def show_title(self) -> None:
         self.query_one("#title", Static).update(self.conversation.title)
 
+    def show_message(self, message_id: int) -> None:
+        """Scroll to a message and highlight it (focused), once the chat is laid out."""
+
+        def show() -> None:
+            for view in self.query(MessageView):
+                if view.message_id == message_id:
+                    view.focus(scroll_visible=False)
+                    view.scroll_visible(animate=False, top=True)
+
+        self.call_after_refresh(show)
+
     # -- sending ---------------------------------------------------------------------------
 
     @on(PromptInput.Submitted)
@@ -134,12 +145,16 @@ class ChatScreen(Screen[None]):
             self.notify("A reply is still running: press Esc to stop it.", severity="warning")
             return
         prompt = self.query_one(PromptInput)
+        dictated = self._dictated is not None or (self._words is not None and
+                                                  bool(prompt.suggestion))
         if self._words is not None and prompt.suggestion:
             self._words.skip_utterance()  # it was sent as it stood: its final must not follow
             prompt.show_partial("")
         prompt.clear()
         self._dictated = None
         message_id = self.conversation.add_user(text)
+        if dictated:
+            self.conversation.store.mark_voice(message_id, "dictated")
         self.show_title()
         await self._mount(MessageView("user", text, message_id=message_id))
         await self._start(self.conversation.start_reply(speak=await self._speaker()))
@@ -184,6 +199,7 @@ class ChatScreen(Screen[None]):
         ticker = None
         if reply.speech is not None:
             self.speech = reply.speech
+            conversation.store.mark_voice(reply.message_id, "spoken")
             bar.start()
             ticker = self.set_interval(0.1, lambda: bar.advance(self.voice.played_ms))
         try:
@@ -263,12 +279,10 @@ class ChatScreen(Screen[None]):
             error = f"{result.error.code}: {result.error.message}"
             await view.finish(reply.full_text, "stopped" if reply.full_text else "error", error)
             state = "error"
-        elif result.metadata.get("finish_reason") == "cancelled":
-            await view.finish(reply.full_text, "stopped")
-            state = "stopped"
         else:
-            await view.finish(reply.full_text, "complete")
-            state = "ready"
+            kept, note = ending(result)
+            await view.finish(reply.full_text, kept, note)
+            state = "ready" if kept == "complete" else "stopped"
         for note in guardian_notes(result.metadata):
             view.add_note(note)
         if reply.replaces is not None and not reply.full_text:  # the reply it was to replace
@@ -297,7 +311,10 @@ class ChatScreen(Screen[None]):
     async def action_regenerate(self) -> None:
         view = self._last_reply_view()
         message = self._message(view)
-        if self.busy or view is None or message is None:
+        if view is None or message is None:
+            self.notify("No reply to regenerate yet: send a message first.")
+            return
+        if self.busy:
             return
         await view.remove()
         await self._start(self.conversation.regenerate(message, await self._speaker()))
@@ -305,7 +322,11 @@ class ChatScreen(Screen[None]):
     async def action_continue_reply(self) -> None:
         view = self._last_reply_view()
         message = self._message(view)
-        if self.busy or view is None or message is None or message.state == "complete":
+        if view is None or message is None or message.state == "complete":
+            self.notify("No stopped reply to continue: ctrl+g extends a reply that was "
+                        "stopped or cut at the length limit.")
+            return
+        if self.busy:
             return
         if not self._continues_replies():
             self.notify("This runner does not continue a stopped reply: ctrl+r asks again.",
@@ -338,9 +359,11 @@ class ChatScreen(Screen[None]):
 
     def action_copy_reply(self) -> None:
         view = self._last_reply_view()
-        if view is not None and view.text:
-            self.app.copy_to_clipboard(view.text)
-            self.notify("Reply copied")
+        if view is None or not view.text:
+            self.notify("No reply to copy yet.")
+            return
+        self.app.copy_to_clipboard(view.text)
+        self.notify("Reply copied")
 
     async def action_new_chat(self) -> None:
         await self.open_chat(None)
@@ -424,6 +447,8 @@ class ChatScreen(Screen[None]):
         button.label, button.variant = ("● Stop", "error") if on else ("Dictate", "default")
         self.status.listening = on
         self.status.mic_level = None
+        if self.idle and self.model_ready:  # how the last reply ended is old news now
+            self.status.state = "listening" if on else "ready"
 
     @on(Button.Pressed, "#speak")
     def action_toggle_speech(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 from textual import on
@@ -13,10 +14,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
-from engine import BreezeError, Capability, ParamSpec, Registry
-from engine.guardian import STRICTNESS, GuardianSettings, Strategy
+from breeze.engine import BreezeError, Capability, ParamSpec, Registry
+from breeze.engine.guardian import STRICTNESS, GuardianSettings, Strategy
 
 from ..config import AppConfig
 from .voice_fields import VoiceFields
@@ -60,9 +62,10 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
         """The model, system prompt and parameters of the chosen runner."""
         params = self.config.params_for(self.runner)
         yield Label("Model (catalog id or GGUF path; empty: the default)")
-        model = params.get("model")
-        models = self.models + ([model] if model and model not in self.models else [])
-        yield Select([(m, m) for m in models], value=model or Select.NULL, id="model")
+        yield Input(str(params.get("model") or ""), id="model",
+                    placeholder=", ".join(self.models),
+                    suggester=SuggestFromList(self.models, case_sensitive=False))
+        yield Static("", id="error-model", classes="field-error")
         yield Label("System prompt")
         yield Input(str(params.get("system_prompt", "")), id="system_prompt")
         for spec in self._specs():
@@ -140,13 +143,17 @@ class SettingsScreen(ModalScreen[AppConfig | None]):
 
     def _validated(self) -> tuple[dict[str, Any], bool]:
         params: dict[str, Any] = {}
-        model = self.query_one("#model", Select).value
-        if isinstance(model, str):
+        ok = True
+        model = self.query_one("#model", Input).value.strip()
+        problem = _model_problem(model, self.models)
+        self.query_one("#error-model", Static).update(problem)
+        if problem:
+            ok = False
+        elif model:
             params["model"] = model
         system = self.query_one("#system_prompt", Input).value.strip()
         if system:
             params["system_prompt"] = system
-        ok = True
         for spec in self._specs():
             raw = self.query_one(f"#param-{spec.name}", Input).value.strip()
             error = self.query_one(f"#error-{spec.name}", Static)
@@ -190,3 +197,17 @@ def _parse(raw: str, spec: ParamSpec) -> Any:
             message = f"parameter {spec.name!r} is not a JSON list: {exc.msg}"
             raise BreezeError("E400", message) from None
     return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _model_problem(model: str, catalog_ids: list[str]) -> str:
+    """Why `model` cannot be used ('' when it can): a catalog id, or a GGUF file."""
+    if not model or model in catalog_ids:
+        return ""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return f"E400: {path} is a directory: give the path of a .gguf file"
+    if path.is_file():
+        return "" if path.suffix.lower() == ".gguf" else f"E400: {path} is not a .gguf file"
+    if "/" in model or model.endswith(".gguf"):
+        return f"E501: {path} does not exist"
+    return f"E404: no model {model!r} in the catalog ({', '.join(catalog_ids)})"

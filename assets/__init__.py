@@ -1,0 +1,1 @@
+"""Breeze's packaged data: the model catalog."""

