@@ -140,3 +140,19 @@ def test_ctrl_c_closes_the_remote_stream(server, env):
             return
         time.sleep(0.05)
     raise AssertionError("the server did not notice the closed stream")
+
+
+def test_credentials_in_a_profiles_url_are_never_listed(env):
+    secret = "sk-in-the-url-42"
+    url = f"http://ada:{secret}@127.0.0.1:{free_port()}/v1"
+    added = breeze("remote", "add", "lab", "--base-url", url, "--max-retries", "0", env=env)
+    assert added.returncode == 0, added.stderr
+    for args in (["remote", "list", "--json"], ["remote", "list"]):
+        listed = breeze(*args, env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert secret not in listed.stdout and "ada:***@127.0.0.1" in listed.stdout
+    failed = breeze("ask", "hi", "--runner", "openai", "--profile", "lab", "-p",
+                    "max_tokens=2", env={**env, "BREEZE_LOG_LEVEL": "DEBUG"})
+    assert failed.returncode != 0 and secret not in failed.stderr
+    logs = "".join(p.read_text() for p in Path(env["BREEZE_LOG_DIR"]).glob("*.log*"))
+    assert "127.0.0.1" in logs and secret not in logs

@@ -87,8 +87,9 @@ async def test_the_same_keys_as_vosk(engine, runner):
     ours = await collect(engine, request(english()))
 
     def keys(results: list[InferenceResult], final: bool | None) -> set[str]:
+        # "coalesced" is the engine's, on results merged while a busy consumer lagged
         return {k for r in results if r.partial and (final is None or r.metadata["is_final"]
-                == final) for k in r.metadata}
+                == final) for k in r.metadata} - {"coalesced"}
 
     for final in (True, False):
         assert keys(theirs, final) <= keys(ours, final)

@@ -132,9 +132,11 @@ async def test_replies_are_spoken_with_progress_and_the_sentence_heard(make_app)
         assert not app.voice.mute.is_set(), "the microphone is unmuted after speaking"
 
 
-async def test_esc_silences_a_spoken_reply(make_app):
+@pytest.mark.parametrize("tts_runner", ["pyttsx3", "piper"])
+async def test_esc_silences_a_spoken_reply(make_app, tts_runner):
     save_app_config(AppConfig(speak_replies=True))
     app = make_app()
+    app.engine.settings.preferred_runners = {Capability.TTS: tts_runner}
     async with app.run_test(size=(100, 30)) as pilot:
         await start(pilot)
         app.conversation.params = {"max_tokens": 400}
@@ -147,6 +149,8 @@ async def test_esc_silences_a_spoken_reply(make_app):
         await wait_for(pilot, lambda: app.chat.speech is None and not bar.display)
         await wait_for(pilot, lambda: app.conversation.reply is None)
         assert app.store.messages(app.conversation.session_id)[-1].state == "stopped"
+        spoke = next(e for e in app.engine.registry.entries() if e.name == tts_runner)
+        assert spoke.instantiated, f"{tts_runner} did not speak the reply"
 
 
 async def test_turning_speech_off_mid_reply_keeps_the_reply(make_app):
