@@ -1,6 +1,5 @@
 """The contract suite's case type. A runner joins the suite with a module `cases_<name>.py`
-beside this one that defines `CASES: list[ContractCase]`. A runner of an optional extra sets
-`skip_reason` when the extra is missing: its cases are then skipped with that reason."""
+beside this one that defines `CASES: list[ContractCase]`."""
 
 from __future__ import annotations
 
@@ -28,7 +27,6 @@ class ContractCase:
     fails_mid_stream: bool = False  # the streaming request itself ends in an error
     hangs: bool = False  # the streaming request only ends when cancelled
     cycles: int = 200  # submit/cancel cycles of the leak test
-    skip_reason: str = ""  # the runner cannot work here (an optional extra not installed)
 
 
 def all_cases() -> list[Any]:
@@ -38,7 +36,5 @@ def all_cases() -> list[Any]:
         if module.name.startswith("cases_"):
             cases += importlib.import_module(f"{__package__}.{module.name}").CASES
     return [
-        pytest.param(case, id=case.id,
-                     marks=[pytest.mark.skip(reason=case.skip_reason)] if case.skip_reason else [])
-        for case in cases
+        pytest.param(case, id=case.id) for case in cases
     ]

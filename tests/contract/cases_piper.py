@@ -40,6 +40,5 @@ CASES = [
         bad_request=_say("Hello.", voice="no-such-voice"),
         work_done=_samples_synthesized,
         cycles=20,  # each cycle synthesizes a sentence before its cancel: a model run
-        skip_reason=PiperRunner().is_supported().reason,
     )
 ]

@@ -17,7 +17,7 @@ import pytest
 
 from breeze.engine.audio import read_wav
 from breeze.runners.audio_out import Player
-from breeze.runners.piper_tts import INSTALL_HINT, PiperRunner
+from breeze.runners.piper_tts import INSTALL_HINT
 from tests.runners.test_audio_out import MonitorRecorder, tts_sink, warm  # noqa: F401 (fixture)
 from tests.runners.test_pyttsx3 import KEY_WORDS, SPOKEN, hear
 
@@ -26,8 +26,6 @@ LONG = " ".join(f"This is sentence number {n}, and it is here to take some time.
                 range(1, 30))
 
 
-NEURAL = pytest.mark.skipif(not PiperRunner().is_supported(),
-                            reason=PiperRunner().is_supported().reason)
 # `breeze` as installed without the neural-voice extra
 WITHOUT_PIPER = [sys.executable, "-c", "import sys; sys.modules['piper'] = None; "
                  "from breeze.tui.cli import main; sys.argv[0] = 'breeze'; main()"]
@@ -124,7 +122,7 @@ def test_errors_exit_non_zero_with_the_code(env, args, extra_env, code, says):
 
 
 @pytest.mark.usefixtures("speaker")
-@pytest.mark.parametrize("runner", [[], pytest.param(["--runner", "piper"], marks=NEURAL)],
+@pytest.mark.parametrize("runner", [[], ["--runner", "piper"]],
                          ids=["pyttsx3", "piper"])
 def test_ctrl_c_stops_the_sound_at_once_and_exits_130(env, runner):
     with MonitorRecorder() as recorder:
@@ -175,7 +173,6 @@ def test_a_progress_bar_on_a_terminal(env):
     assert re.search(r"\d\.\d s / \d\.\d s", text)
 
 
-@NEURAL
 @pytest.mark.usefixtures("speaker")
 def test_the_neural_voice_chosen_by_name_is_heard(env):
     with MonitorRecorder() as recorder:
@@ -186,7 +183,6 @@ def test_the_neural_voice_chosen_by_name_is_heard(env):
     assert KEY_WORDS <= set(recorder.transcript().split()), recorder.transcript()
 
 
-@NEURAL
 def test_voices_of_every_runner_are_listed_and_each_picks_its_runner(env, tmp_path):
     voices = json_lines(say("--list-voices", "--json", env=env).stdout)
     by_id = {v["id"]: v for v in voices}

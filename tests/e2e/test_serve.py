@@ -20,13 +20,12 @@ import zlib
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
 
 BREEZE = str(Path(sys.executable).with_name("breeze"))
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 QUESTION = "What is the capital of France?"
-
-webdriver = pytest.importorskip("selenium.webdriver")
 
 
 def free_port() -> int:

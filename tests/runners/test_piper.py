@@ -24,8 +24,6 @@ from breeze.runners.pyttsx3_tts import Pyttsx3Runner
 
 from .test_pyttsx3 import KEY_WORDS, PARAGRAPH, SPOKEN, hear
 
-pytestmark = pytest.mark.skipif(not PiperRunner().is_supported(),
-                                reason=PiperRunner().is_supported().reason)
 RATE = 22050
 
 

@@ -79,7 +79,8 @@ def _download(into: Path) -> Path:
     )
     archives = list(into.glob(f"{name}-{version}.tar.gz"))
     if done.returncode != 0 or not archives:
-        pytest.skip(f"the {name} {version} sdist (real speech) cannot be had: {done.stderr[-300:]}")
+        raise AssertionError(f"the {name} {version} sdist (real speech) cannot be had: "
+                             f"{done.stderr[-300:]}")
     return archives[0]
 
 

@@ -8,7 +8,6 @@ from textual.widgets import Button, Select, Static
 
 from breeze.engine import Capability
 from breeze.engine.config_file import read_config
-from breeze.runners.piper_tts import PiperRunner
 from breeze.tui.screens.settings import SettingsScreen
 from breeze.tui.screens.voice_fields import PREVIEW_TEXT
 from tests.runners.test_audio_out import MonitorRecorder, tts_sink  # noqa: F401 (fixture)
@@ -47,7 +46,6 @@ async def preview(pilot) -> str:
     return recorder.transcript()
 
 
-@pytest.mark.skipif(not PiperRunner().is_supported(), reason="the neural-voice extra")
 async def test_voices_of_every_runner_are_listed_previewed_and_saved_with_their_runner(
         make_app):
     app = make_app()
