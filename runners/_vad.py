@@ -162,6 +162,11 @@ class Segmenter:
         return Utterance(b"".join(self._audio), self._start * self._scorer.window / RATE)
 
     @property
+    def pad_s(self) -> float:
+        """The audio an utterance keeps before and after its speech."""
+        return self._pad_windows * self._scorer.window / RATE
+
+    @property
     def position_s(self) -> float:
         """Audio heard so far, in whole windows."""
         return self._windows * self._scorer.window / RATE

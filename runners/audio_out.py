@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,9 +125,13 @@ class Player:
     """
 
     def __init__(
-        self, device: str | int | None = None, sample_rate: int = 22050, latency: float = 0.05
+        self, device: str | int | None = None, sample_rate: int = 22050, latency: float = 0.05,
+        on_output: Callable[[bytes], None] | None = None,
     ) -> None:
         self.device = device
+        # given each block handed to the device, silence included (on the audio thread: it
+        # must only copy); an echo canceller's reference
+        self.on_output = on_output
         self.sample_rate = sample_rate
         self.latency = latency
         # perf_counter when the first sample since opening (or the last cancel) was heard
@@ -301,6 +306,8 @@ class Player:
             if not queue and not self._idle.is_set():
                 self._set_idle()
         out[filled:] = 0
+        if self.on_output is not None:
+            self.on_output(out.tobytes())
         if filled:
             self._handed_at = time.perf_counter()
             if self.first_sample_at is None:

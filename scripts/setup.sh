@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-app}
 
-packages=(libportaudio2 espeak-ng)
+packages=(libportaudio2 espeak-ng g++)
 [ "$mode" = test ] && packages+=(pulseaudio libasound2-plugins pulseaudio-utils tmux sox chromium chromium-driver)
 
 missing=()

@@ -1,0 +1,107 @@
+"""Acoustic echo cancellation: WebRTC's audio processing module (the aec-audio-processing
+wheel), with what the speaker played as its reference.
+
+    canceller = EchoCanceller(16000)
+    player = Player(rate=16000, on_output=canceller.played)   # the audio thread feeds it
+    clean = canceller.clean(mic_pcm)                           # the microphone less the echo
+
+Both streams are PCM16 mono at one rate, processed in 10 ms frames; audio that does not fill a
+frame waits for the next call. WebRTC's canceller finds the delay between the two itself.
+
+Two things are added for a voice activity detector, which hears speech at any level:
+- when the speaker starts after a quiet spell, the canceller lets its first syllables through
+  almost whole before it adapts: the microphone is silenced for ONSET_MUTE_MS then;
+- while it converges (the first second or so) its output still holds a faint copy of Breeze's
+  voice, about 40 dB down. While the speaker plays, output more than RESIDUAL_DB below what it
+  played lately is taken for that residue and silenced; a user speaking over Breeze is far
+  louder than that and passes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from breeze.engine import BreezeError
+from breeze.engine.audio import dbfs
+
+__all__ = ["EchoCanceller"]
+
+_DELAY_HINT_MS = 100  # output latency + the input's block: where the delay search starts
+RESIDUAL_DB = 30.0
+ONSET_MUTE_MS = 350  # the output latency and the echo path's delay included
+_ECHO_TAIL_FRAMES = 50  # the played level is remembered this long (10 ms frames): the echo path
+_QUIET_FRAMES = 100  # played silence this long is a quiet spell
+_ACTIVE_DBFS = -60.0  # played audio above this is sound
+
+
+class EchoCanceller:
+    def __init__(self, rate: int = 16000) -> None:
+        self.rate = rate
+        self._processor = _processor(rate)
+        self._frame = rate // 100 * 2  # bytes in 10 ms
+        self._played: deque[bytes] = deque()  # appended on the audio thread
+        self._reference = b""
+        self._heard = b""
+        self._lock = threading.Lock()  # the processor is not shared between threads
+        self._played_levels: deque[float] = deque([-120.0], maxlen=_ECHO_TAIL_FRAMES)
+        self._quiet = _QUIET_FRAMES  # played frames of silence in a row
+        self._muted = 0  # microphone frames still to silence
+
+    def played(self, pcm: bytes) -> None:
+        """What the speaker just played (called on the audio thread: it only appends)."""
+        self._played.append(pcm)
+
+    def clean(self, pcm: bytes) -> bytes:
+        """The microphone's `pcm` with Breeze's own voice taken out (whole 10 ms frames; the
+        rest comes out with the next call)."""
+        with self._lock:
+            self._feed_reference()
+            data = self._heard + pcm
+            whole = len(data) - len(data) % self._frame
+            self._heard = data[whole:]
+            return b"".join(self._clean_frame(data[i:i + self._frame])
+                            for i in range(0, whole, self._frame))
+
+    def _clean_frame(self, frame: bytes) -> bytes:
+        cleaned = self._processor.process_stream(frame)
+        if self._muted:
+            self._muted -= 1
+            return bytes(len(cleaned))
+        if dbfs(cleaned) < max(self._played_levels) - RESIDUAL_DB:
+            return bytes(len(cleaned))
+        return cleaned
+
+    def _feed_reference(self) -> None:
+        while self._played:
+            self._reference += self._played.popleft()
+        frame, data = self._frame, self._reference
+        whole = len(data) - len(data) % frame
+        for i in range(0, whole, frame):
+            self._processor.process_reverse_stream(data[i:i + frame])
+            self._heard_played(dbfs(data[i:i + frame]))
+        self._reference = data[whole:]
+
+    def _heard_played(self, level: float) -> None:
+        self._played_levels.append(level)
+        if level < _ACTIVE_DBFS:
+            self._quiet += 1
+            return
+        if self._quiet >= _QUIET_FRAMES:
+            self._muted = ONSET_MUTE_MS // 10
+        self._quiet = 0
+
+
+def _processor(rate: int) -> Any:
+    try:
+        from aec_audio_processing import AudioProcessor
+    except (ImportError, OSError) as exc:
+        raise BreezeError("E501", f"no echo canceller: {exc} (pip install "
+                                  "aec-audio-processing)") from None
+    processor = AudioProcessor(enable_aec=True, enable_ns=False, enable_agc=False,
+                               enable_vad=False)
+    processor.set_stream_format(rate, 1, rate, 1)
+    processor.set_reverse_stream_format(rate, 1)
+    processor.set_stream_delay(_DELAY_HINT_MS)
+    return processor

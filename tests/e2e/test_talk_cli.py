@@ -1,0 +1,152 @@
+"""`breeze talk` as a user runs it, with the null sink as the room: the sink's monitor is the
+microphone, so it hears everything Breeze says (a perfect echo path), and recordings of human
+speech played into the same sink are the user, cutting in when the test says so."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_cli import BREEZE
+from tests.e2e.test_dictate import heard, pulse_client_env
+from tests.runners import test_audio_in
+from tests.runners.test_audio_in import play
+from tests.runners.test_whisper_speech import Clip, human_speech
+
+asr_sink = test_audio_in.asr_sink  # fixture: a null sink of the module's own
+
+Event = dict[str, Any]
+
+
+@pytest.fixture
+def env(tmp_path, asr_sink):
+    """Fresh XDG dirs; Breeze speaks into the test's sink and hears its monitor."""
+    env = {**os.environ, **pulse_client_env(), "PULSE_SOURCE": f"{asr_sink}.monitor",
+           "PULSE_SINK": asr_sink}
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        env[var] = str(tmp_path / var.lower())
+    return env
+
+
+def clips() -> dict[str, Clip]:
+    return {c.name.rsplit("-", 1)[-1]: c for c in human_speech() if "austen" in c.name}
+
+
+class Talking:
+    """`breeze talk --json` running, its events read as they come."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([BREEZE, "talk", "--json", *args], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.events: list[Event] = []
+        self._queue: queue.Queue[Event | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put({**json.loads(line), "at": round(time.monotonic(), 2)})
+        self._queue.put(None)
+
+    def wait_for(self, test: Callable[[Event], bool], timeout: float = 120.0) -> Event:
+        deadline = time.monotonic() + timeout
+        for event in self.events:
+            if test(event):
+                return event
+        while True:
+            try:
+                event = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"timed out; events so far: {self.events}") from None
+            if event is None:
+                raise AssertionError(f"breeze talk ended: {self.events} {self.stderr()}")
+            self.events.append(event)
+            if test(event):
+                return event
+
+    def of(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e["event"] == kind]
+
+    def stderr(self) -> str:
+        self.proc.wait(timeout=60)
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+        self._reader.join(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def talking(env) -> Iterator[Callable[[list[str]], Talking]]:
+    started: list[Talking] = []
+
+    def start(args: list[str]) -> Talking:
+        started.append(Talking(args, env))
+        return started[-1]
+
+    yield start
+    for talk in started:
+        talk.close()
+
+
+def event(kind: str, **fields: Any) -> Callable[[Event], bool]:
+    return lambda e: e["event"] == kind and all(e.get(k) == v for k, v in fields.items())
+
+
+def say(clip: Clip, tmp_path: Path, sink: str) -> subprocess.Popen[bytes]:
+    from breeze.engine.audio import Pcm
+
+    return play(Pcm(clip.pcm, 16000), tmp_path / f"{clip.name}.wav", sink)
+
+
+def test_three_spoken_turns_with_a_barge_in_and_no_self_interruption(talking, asr_sink,
+                                                                     tmp_path):
+    spoken = clips()
+    talk = talking(["--turns", "3", "-p", "max_tokens=70", "-p", "temperature=0"])
+    talk.wait_for(event("state", state="listening"), timeout=180)  # the models are loaded
+
+    say(spoken["0880"], tmp_path, asr_sink).wait(timeout=30)
+    talk.wait_for(event("speaking", turn=1, index=1))
+    cutting_in = say(spoken["0930"], tmp_path, asr_sink)  # the user cuts in
+    interrupted = talk.wait_for(event("interrupted", turn=1))
+    first = talk.wait_for(event("turn", turn=1))
+    assert first["finish_reason"] == "interrupted" and first["reply"] == interrupted["spoken"]
+    assert interrupted["barge_in_ms"] is not None and interrupted["unspoken"]
+
+    second = talk.wait_for(event("turn", turn=2))
+    cutting_in.wait(timeout=30)
+    assert second["finish_reason"] in ("stop", "length"), second
+    say(spoken["0870"], tmp_path, asr_sink).wait(timeout=30)
+    third = talk.wait_for(event("turn", turn=3))
+    assert third["finish_reason"] in ("stop", "length"), third
+    talk.wait_for(event("end", reason="stopped"))
+    assert talk.proc.wait(timeout=30) == 0, talk.stderr()
+
+    # the words said over Breeze's voice are heard through the echo canceller's double-talk
+    for turn, clip, share in ((first, "0880", 0.6), (second, "0930", 0.4), (third, "0870", 0.6)):
+        said = heard(spoken[clip].text)
+        assert len(heard(turn["user"]) & said) >= share * len(said), (turn["user"], clip)
+        metrics = turn["metrics"]
+        stages = [metrics[k] for k in ("end_of_turn_ms", "transcript_ms", "first_token_ms",
+                                       "first_sentence_ms", "first_audio_ms")]
+        assert None not in stages and stages == sorted(stages), metrics
+    assert len(talk.of("interrupted")) == 1, "Breeze interrupted itself"
+    assert not talk.of("echo_ignored"), "Breeze's own voice came through the echo canceller"
+    assert len([e for e in talk.of("heard") if e["final"]]) == 3
+
