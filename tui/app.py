@@ -21,6 +21,7 @@ from .screens.help import HelpScreen
 from .screens.sessions import Found, SessionsScreen
 from .screens.settings import SettingsScreen
 from .store import Store
+from .talk_controller import TalkController
 from .voice import Voice
 from .widgets.log_panel import PanelHandler
 
@@ -43,14 +44,17 @@ class BreezeApp(App[None]):
     ]
 
     def __init__(
-        self, engine: Engine, store: Store, config: AppConfig, session_id: int | None = None
+        self, engine: Engine, store: Store, config: AppConfig, session_id: int | None = None,
+        present: bool = False,
     ) -> None:
         super().__init__()
+        self.present = present  # open on the presenter view
         self.engine = engine
         self.store = store
         self.config = config
         self.voice = Voice(engine, config)
-        self.chat = ChatScreen(Conversation(engine, store, session_id), self.voice)
+        self.talk = TalkController(engine, config)
+        self.chat = ChatScreen(Conversation(engine, store, session_id), self.voice, self.talk)
         self._log_handler: PanelHandler | None = None
 
     @property
@@ -60,6 +64,9 @@ class BreezeApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(self.chat)
+        self.install_screen(self.chat.presenter, "presenter")  # kept while not shown
+        if self.present:
+            self.push_screen("presenter")
         self._log_handler = PanelHandler(self.chat.log_panel)
         root = logging.getLogger()
         root.addHandler(self._log_handler)
@@ -78,6 +85,7 @@ class BreezeApp(App[None]):
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
         self.chat.stop_all()
+        self.talk.stop()
         await self.engine.aclose()
         self.voice.close()
 
@@ -153,7 +161,7 @@ class BreezeApp(App[None]):
         except BreezeError as exc:
             self.notify(str(exc.error), severity="error")
             return
-        self.config = self.voice.config = config
+        self.config = self.voice.config = self.talk.config = config
         self.chat.show_speech_setting()
         fresh = engine_settings(config)
         self.engine.settings.runner_params = fresh.runner_params
@@ -162,6 +170,30 @@ class BreezeApp(App[None]):
         self.chat.show_reply_hints()
         self.notify("Settings saved")
         self.preload()
+
+    def action_toggle_talk(self) -> None:
+        """Start talk mode, or end it."""
+        if self.talk.active:
+            self.talk.stop()
+        elif not self.chat.idle:
+            self.notify("A reply is still running: press Esc to stop it first.",
+                        severity="warning")
+        else:
+            if self.chat.dictation is not None:
+                self.chat.dictation.cancel()
+            self.chat.show_talk(True)
+            self.chat.status.state = "talk · starting…"
+            self.hold_talk()
+
+    @work(exclusive=True, group="talk")
+    async def hold_talk(self) -> None:
+        try:
+            await self.talk.run(self.conversation, self.chat)
+        except BreezeError as exc:
+            self.notify(f"talk mode: {exc.error.code}: {exc.error.message}", severity="error",
+                        timeout=10)
+        if self._running:
+            self.chat.show_talk(False)
 
     def action_toggle_log(self) -> None:
         panel = self.chat.log_panel
@@ -176,6 +208,8 @@ class BreezeApp(App[None]):
                             self.chat.action_cancel)
         yield SystemCommand("Dictate", "Dictate into the prompt from the microphone (ctrl+t)",
                             self.chat.action_dictate)
+        yield SystemCommand("Talk", "A hands-free spoken conversation; cut in any time (F3)",
+                            self.action_toggle_talk)
         yield SystemCommand("Speak replies", "Turn spoken replies on or off (ctrl+s)",
                             self.chat.action_toggle_speech)
         yield SystemCommand("Regenerate", "Ask again for the last reply",
@@ -191,7 +225,8 @@ class BreezeApp(App[None]):
 
 
 def create_app(
-    engine: Engine | None = None, store: Store | None = None, session_id: int | None = None
+    engine: Engine | None = None, store: Store | None = None, session_id: int | None = None,
+    present: bool = False,
 ) -> BreezeApp:
     config = load_app_config()
     if engine is None:
@@ -199,8 +234,8 @@ def create_app(
 
         settings = engine_settings(config, emit_interval_ms=APP_EMIT_INTERVAL_MS)
         engine = Engine(builtin_registry(), settings)
-    return BreezeApp(engine, store or Store(), config, session_id)
+    return BreezeApp(engine, store or Store(), config, session_id, present)
 
 
-def run_app() -> None:
-    create_app().run()
+def run_app(present: bool = False) -> None:
+    create_app(present=present).run()

@@ -36,7 +36,12 @@ def tmux_slow_load(tmp_path):
     yield from _session(tmp_path)
 
 
-def _session(tmp_path):
+@pytest.fixture
+def tmux_present(tmp_path):
+    yield from _session(tmp_path, "--present")
+
+
+def _session(tmp_path, *args: str):
     assert shutil.which("tmux"), "tmux is not installed: run `make test`"
     name = f"breeze-{uuid.uuid4().hex[:8]}"
     xdg = " ".join(
@@ -46,7 +51,7 @@ def _session(tmp_path):
     # COLUMNS and LINES under Python's os.environ; they would override the pane's real size.
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     subprocess.run(tmux_command(name, "new-session", "-d", "-s", name, "-x", "100", "-y", "24",
-                                f"env {xdg} {BREEZE}"), check=True, env=env)
+                                f"env {xdg} {BREEZE} {' '.join(args)}"), check=True, env=env)
     yield name
     subprocess.run(tmux_command(name, "kill-server"), check=False)
 
@@ -111,3 +116,17 @@ def test_the_first_screen_is_whole_while_the_model_loads(tmux_slow_load, tmp_pat
     log = (tmp_path / "state" / "breeze" / "log" / "breeze.log").read_text()
     assert "llama" in log  # the native library's lines are in the log...
     assert "\x1b" not in log, "the screen was drawn into the log file"  # ...and no screen
+
+
+def test_present_opens_on_captions_that_follow_the_chat(tmux_present):
+    captions = wait_screen(tmux_present, lambda s: "YOU" in s and "BREEZE" in s)
+    assert "● " not in captions and "F1 help" not in captions, "nothing but the captions"
+    keys(tmux_present, "F5")
+    wait_screen(tmux_present, lambda s: "● ready" in s)
+    keys(tmux_present, "In one sentence: what is the capital of France?", "Enter")
+    wait_screen(tmux_present, lambda s: "capital of France?" in s and "● ready" in s
+                and "TTFT" in s, 90)  # the reply has ended
+    keys(tmux_present, "F5")
+    shown = wait_screen(tmux_present, lambda s: "YOU" in s and "capital of France?" in s)
+    said = shown.split("BREEZE", 1)[1]
+    assert has_text(said), shown

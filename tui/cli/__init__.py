@@ -36,6 +36,10 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
+    present: bool = typer.Option(
+        False, "--present", help="Open the app on the presenter view: large captions for a "
+        "room (F5 switches)."
+    ),
 ) -> None:
     """With no command, open the chat app."""
     if ctx.invoked_subcommand is not None:
@@ -45,7 +49,7 @@ def _root(
         from breeze.tui.app import run_app
 
         try:
-            run_app()
+            run_app(present)
         except BreezeError as exc:  # the saved chats or the settings cannot be opened at all
             raise fail(exc.error.code, exc.error.message) from None
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+PRESENT_FONT_SIZE = 32  # px, textual-serve's `fontsize`: the presenter view, read across a room
 
 # The command each browser tab runs. A Ctrl+C in the terminal reaches the whole process group:
 # the apps ignore it, and the server asks each one to quit as it stops.
@@ -50,6 +51,8 @@ def serve(
         None, "--public-url", help="The address browsers use to reach this server (behind a "
         "proxy, say); by default http://HOST:PORT."
     ),
+    present: bool = typer.Option(False, "--present",
+                                 help="Open each page on the presenter view (F5 switches)."),
 ) -> None:
     """Serve the chat app to a web browser (Ctrl+C stops it)."""
     local = is_loopback(host)
@@ -65,14 +68,17 @@ def serve(
 
         async def on_startup(self, app: web.Application) -> None:
             app.on_cleanup.append(_collect_app_processes)
-            typer.echo(f"Breeze is served at {self.public_url} (Ctrl+C stops it)")
+            page = f"{self.public_url}/?fontsize={PRESENT_FONT_SIZE}" if present else \
+                self.public_url
+            typer.echo(f"Breeze is served at {page} (Ctrl+C stops it)")
 
     url = public_url or f"http://{_url_host(host)}:{port}"
     if not local:
         typer.echo(f"breeze: warning: listening on {host}:{port} for every machine that can "
                    f"reach it, with no password and no encryption. Whoever opens {url} chats "
                    "as you, with your saved chats, models, microphone and speaker.", err=True)
-    server = _Server(shlex.join([sys.executable, "-c", _APP]), host=host, port=port,
+    command = [sys.executable, "-c", _APP, *(["--present"] if present else [])]
+    server = _Server(shlex.join(command), host=host, port=port,
                      title="Breeze", public_url=url)
     # textual-serve runs on the current event loop; one made here keeps that explicit.
     loop = asyncio.new_event_loop()

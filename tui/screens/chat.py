@@ -18,15 +18,18 @@ from textual.widgets import Button, Static
 from breeze.engine import BreezeError, Capability, Handle, InferenceResult
 from breeze.engine.guardian import describe
 from breeze.engine.speech import SentenceAudio, SentencePlaying, SpeakReply, SpeechDone, SpeechEvent
+from breeze.engine.talk import Heard, Problem, Replying, Speaking, StateChanged, TalkEnded, TurnDone
 
 from ..config import save_app_table
 from ..conversation import Conversation, Reply, Speak, ending
+from ..talk_controller import TalkController, TalkUpdate
 from ..voice import UNMUTE_AFTER_S, DictationText, Voice
 from ..widgets.log_panel import LogPanel
 from ..widgets.message import MessageView
 from ..widgets.prompt import PromptInput
 from ..widgets.speech_bar import SpeechBar
 from ..widgets.status import StatusBar
+from .presenter import PresenterScreen
 
 
 def guardian_notes(metadata: Mapping[str, Any]) -> list[str]:
@@ -46,6 +49,8 @@ class ChatScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "cancel", "Stop what is running: reply, speech, dictation"),
         Binding("ctrl+t", "dictate", "Dictate from the microphone (again: stop)"),
+        Binding("f3", "app.toggle_talk", "Talk: a hands-free spoken conversation (again: stop)"),
+        Binding("f5", "present", "Presenter view: large captions for a room (again: back)"),
         Binding("ctrl+s", "toggle_speech", "Speak replies: on or off"),
         Binding("ctrl+r", "regenerate", "Regenerate the last reply"),
         Binding("ctrl+g", "continue_reply", "Continue a stopped reply"),
@@ -53,10 +58,12 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+n", "new_chat", "New chat"),
     ]
 
-    def __init__(self, conversation: Conversation, voice: Voice) -> None:
+    def __init__(self, conversation: Conversation, voice: Voice, talk: TalkController) -> None:
         super().__init__()
         self.conversation = conversation
         self.voice = voice
+        self.talk = talk  # talk mode: the app starts and ends it, this screen shows it
+        self.presenter = PresenterScreen()  # its captions follow the chat, shown or not
         self.model_ready = False
         self.dictation: Handle | None = None  # the microphone, while dictating
         self._words: DictationText | None = None  # what dictation did to the prompt
@@ -73,6 +80,7 @@ class ChatScreen(Screen[None]):
         with Horizontal(id="input-row"):
             yield PromptInput(id="prompt")
             yield Button("Dictate", id="mic")
+            yield Button("Talk", id="talk")
             yield Button("Speak", id="speak")
             yield Button("Send", id="send", variant="primary")
         yield StatusBar(id="status")
@@ -93,6 +101,10 @@ class ChatScreen(Screen[None]):
     @property
     def busy(self) -> bool:
         return self.conversation.reply is not None
+
+    @property
+    def talking(self) -> bool:
+        return self.talk.active
 
     @property
     def idle(self) -> bool:
@@ -141,6 +153,10 @@ class ChatScreen(Screen[None]):
             await self.send(text)
 
     async def send(self, text: str) -> None:
+        if self.talking:
+            self.notify("Talk mode is on: speak to Breeze, or press F3 to end it.",
+                        severity="warning")
+            return
         if self.busy:
             self.notify("A reply is still running: press Esc to stop it.", severity="warning")
             return
@@ -153,6 +169,7 @@ class ChatScreen(Screen[None]):
         prompt.clear()
         self._dictated = None
         message_id = self.conversation.add_user(text)
+        self._caption_heard(text)
         if dictated:
             self.conversation.store.mark_voice(message_id, "dictated")
         self.show_title()
@@ -230,6 +247,7 @@ class ChatScreen(Screen[None]):
         elif new_text := reply.full_text[len(view.text):]:
             self.status.state = "generating"
             await view.append(new_text)
+            self.presenter.said = reply.full_text
 
     @property
     def _app_closing(self) -> bool:
@@ -243,6 +261,7 @@ class ChatScreen(Screen[None]):
             bar.queued(event.start_ms, event.end_ms)
         elif isinstance(event, SentencePlaying):
             bar.playing(event.index, event.text)
+            self.presenter.speaking = event.text
             view.add_class("-speaking")
             await view.highlight(event.text)
             if not self.busy:
@@ -257,6 +276,7 @@ class ChatScreen(Screen[None]):
         if self.speech is not speech:
             return
         self.speech = None
+        self.presenter.speaking = ""
         self.set_timer(UNMUTE_AFTER_S, self._unmute)
         if self._app_closing:
             return
@@ -282,6 +302,7 @@ class ChatScreen(Screen[None]):
         else:
             kept, note = ending(result)
             await view.finish(reply.full_text, kept, note)
+            self.presenter.said = reply.full_text
             state = "ready" if kept == "complete" else "stopped"
         for note in guardian_notes(result.metadata):
             view.add_note(note)
@@ -303,6 +324,7 @@ class ChatScreen(Screen[None]):
             self.speech.cancel()
         if self.dictation is not None:
             self.dictation.cancel()
+        self.talk.stop()
 
     def _last_reply_view(self) -> MessageView | None:
         views = [v for v in self.query(MessageView) if v.role == "assistant"]
@@ -388,6 +410,8 @@ class ChatScreen(Screen[None]):
     def action_dictate(self) -> None:
         if self.dictation is not None:
             self.dictation.cancel()
+        elif self.talking:
+            self.notify("Talk mode is listening already: press F3 to end it.")
         else:
             self.listen()
 
@@ -449,6 +473,97 @@ class ChatScreen(Screen[None]):
         self.status.mic_level = None
         if self.idle and self.model_ready:  # how the last reply ended is old news now
             self.status.state = "listening" if on else "ready"
+
+    # -- talk mode: the app's TalkController runs it; this renders what it posts -----------
+
+    @on(Button.Pressed, "#talk")
+    async def _talk_pressed(self) -> None:
+        await self.app.run_action("toggle_talk")
+
+    def show_talk(self, on: bool) -> None:
+        button = self.query_one("#talk", Button)
+        button.label, button.variant = ("● Stop", "error") if on else ("Talk", "default")
+        if not on:
+            self.query_one(PromptInput).show_partial("")
+            self.status.state = "ready" if self.model_ready else "loading model…"
+
+    @on(TalkUpdate)
+    async def _talk_update(self, update: TalkUpdate) -> None:
+        event = update.event
+        if isinstance(event, StateChanged):
+            self.show_talk(True)
+            self.status.state = self.presenter.state = f"talk · {event.state}"
+        elif isinstance(event, Heard):
+            await self._heard(event, update.user_id)
+        elif isinstance(event, Replying):
+            view = self._view_of(update.reply_id)
+            if view is None:
+                view = MessageView("assistant", "", "streaming", update.reply_id)
+                await self._mount(view)
+            await view.append(event.text[len(view.text):])
+            self.presenter.said = event.text
+        elif isinstance(event, Speaking):
+            self.presenter.speaking = event.text
+            if (view := self._view_of(update.reply_id)) is not None:
+                view.add_class("-speaking")
+                await view.highlight(event.text)
+        elif isinstance(event, TurnDone):
+            await self._turn_done(event, update.user_id, update.reply_id)
+        elif isinstance(event, Problem):
+            self.notify(f"talk: {event.error.code}: {event.error.message}", severity="error",
+                        timeout=10)
+        elif isinstance(event, TalkEnded):
+            self.show_talk(False)
+            self.presenter.state = ""
+            if event.error is not None:
+                self.notify(f"talk: {event.error.code}: {event.error.message}",
+                            severity="error", timeout=10)
+
+    async def _heard(self, heard: Heard, user_id: int | None) -> None:
+        prompt = self.query_one(PromptInput)
+        if not heard.final:
+            prompt.show_partial(heard.text)
+            self.presenter.heard, self.presenter.heard_final = heard.text, False
+            return
+        prompt.show_partial("")
+        self._caption_heard(heard.text)
+        self.show_title()
+        await self._mount(MessageView("user", heard.text, message_id=user_id))
+
+    async def _turn_done(self, done: TurnDone, user_id: int | None,
+                         reply_id: int | None) -> None:
+        if done.finish_reason == "continued":  # its words come again in the next message
+            for view in [self._view_of(user_id), self._view_of(reply_id)]:
+                if view is not None:
+                    await view.remove()
+            return
+        self.presenter.speaking = ""
+        self.presenter.latency = done.metrics.line()
+        view = self._view_of(reply_id)
+        if view is None:
+            return
+        self.presenter.said = done.reply
+        state = {"stop": "complete", "length": "stopped"}.get(done.finish_reason,
+                                                               done.finish_reason)
+        error = f"{done.error.code}: {done.error.message}" if done.error else None
+        view.remove_class("-speaking")
+        await view.finish(done.reply, state if state != "error" or error else "error", error)
+        await view.highlight(None)
+        view.add_note(done.metrics.line())
+
+    def _caption_heard(self, text: str) -> None:
+        """A new turn on the presenter view: what was said to Breeze, its answer to come."""
+        presenter = self.presenter
+        presenter.heard, presenter.heard_final = text, True
+        presenter.said = presenter.speaking = ""
+
+    def action_present(self) -> None:
+        self.app.push_screen("presenter")
+
+    def _view_of(self, message_id: int | None) -> MessageView | None:
+        if message_id is None:
+            return None
+        return next((v for v in self.query(MessageView) if v.message_id == message_id), None)
 
     @on(Button.Pressed, "#speak")
     def action_toggle_speech(self) -> None:
