@@ -35,11 +35,13 @@ class StateChanged:
 
 @dataclass(frozen=True, slots=True)
 class Heard:
-    """What the user said: the utterance so far (final=False) or the turn's message."""
+    """What the user said: the utterance so far (final=False) or the turn's message (typed:
+    it was written, with Talk.ask)."""
 
     turn: int
     text: str
     final: bool
+    typed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -136,6 +136,7 @@ class _Turn:
     timeline: Timeline = field(default_factory=Timeline)
     playing: tuple[str, float] | None = None  # the sentence playing, since when
     cut: bool = False  # the user spoke again before the turn was over
+    typed: bool = False  # the user's words were written (Talk.ask)
     interrupted: Interrupted | None = None  # ... while Breeze was writing or speaking
     task: asyncio.Task[None] | None = None
 
@@ -224,6 +225,9 @@ class Talk:
     def _hear(self, pcm: bytes) -> None:
         ended = self._vad.feed(pcm)
         self._heard_at = (time.perf_counter(), self._vad.position_s)
+        for utterance in ended:
+            self._hearing = False
+            self._utterance_ended(utterance)
         current = self._vad.current
         if current is not None and not self._hearing:
             self._hearing = True
@@ -231,9 +235,6 @@ class Talk:
             self._onset(self._clock(current.start_s + self._vad.pad_s))
         if current is not None:
             self._maybe_partial(current)
-        for utterance in ended:
-            self._hearing = False
-            self._utterance_ended(utterance)
 
     def _clock(self, stream_s: float) -> float:
         """The perf_counter time at which the microphone delivered stream second `stream_s`."""
@@ -265,30 +266,61 @@ class Talk:
     def _utterance_ended(self, utterance: Utterance) -> None:
         if self._partial is not None:
             self._partial.cancel()
-        self._turns += 1
         speech_end = self._clock(utterance.end_s - self._vad.pad_s)
-        turn = _Turn(self._turns, speech_end, self._clock(utterance.start_s), speech_end)
+        self._start_turn(speech_end, self._clock(utterance.start_s), self._heard(utterance))
+
+    def ask(self, text: str) -> None:
+        """A typed message, answered aloud like a spoken one; a reply under way is cut off
+        as by speech (call on the event loop)."""
+        now = time.perf_counter()
+        turn = self._turn
+        if turn is not None and not turn.cut:
+            turn.cut = True
+            if turn.speech is not None:
+                self._interrupt(turn, now)
+        self._start_turn(now, now, self._typed(text), typed=True)
+
+    def _start_turn(self, speech_end: float, heard_from: float,
+                    words: Callable[[_Turn], Awaitable[str]], typed: bool = False) -> None:
+        self._turns += 1
+        turn = _Turn(self._turns, speech_end, heard_from, speech_end, typed=typed)
         turn.mark("end_of_turn_ms")
         earlier = [t for t in self._turn_tasks if not t.done()]
         self._turn = turn
-        turn.task = self._loop.create_task(self._take_turn(turn, utterance.pcm, earlier))
+        turn.task = self._loop.create_task(self._take_turn(turn, words, earlier))
         self._turn_tasks.add(turn.task)
         turn.task.add_done_callback(self._turn_tasks.discard)
 
+    def _heard(self, utterance: Utterance) -> Callable[[_Turn], Awaitable[str]]:
+        """The words of an utterance: its transcript, unless it is Breeze's own voice."""
+        async def words(turn: _Turn) -> str:
+            text = await self._transcribe(utterance.pcm)
+            echo = self._spoken.echo_of(text, turn.heard_from, turn.heard_to)
+            if echo is None:
+                return text
+            self._emit(EchoIgnored(text, echo))
+            return ""
+
+        return words
+
+    @staticmethod
+    def _typed(text: str) -> Callable[[_Turn], Awaitable[str]]:
+        async def words(turn: _Turn) -> str:
+            return text.strip()
+
+        return words
+
     # -- a turn --------------------------------------------------------------------------
 
-    async def _take_turn(self, turn: _Turn, pcm: bytes, earlier: list[asyncio.Task[None]]) -> None:
+    async def _take_turn(self, turn: _Turn, words: Callable[[_Turn], Awaitable[str]],
+                         earlier: list[asyncio.Task[None]]) -> None:
         self._set_state(THINKING)
         reason, error = "ignored", None
         try:
-            text = await self._transcribe(pcm)
+            text = await words(turn)
             turn.mark("transcript_ms")
             # the turns this one cut off end first: what they leave is what it follows
             await asyncio.gather(*earlier, return_exceptions=True)
-            echo = self._spoken.echo_of(text, turn.heard_from, turn.heard_to)
-            if echo is not None:
-                self._emit(EchoIgnored(text, echo))
-                text = ""
             if turn.cut:  # the user went on speaking: one message with what comes next
                 self._carried = _joined(self._carried, text)
                 reason = "continued"
@@ -297,7 +329,7 @@ class Talk:
             self._carried = ""
             if not turn.user:
                 return
-            self._emit(Heard(turn.number, turn.user, final=True))
+            self._emit(Heard(turn.number, turn.user, final=True, typed=turn.typed))
             reason, error = await self._reply(turn)
         finally:
             self._end_turn(turn, reason, error)
@@ -414,11 +446,15 @@ async def preload_talk(engine: Engine, settings: TalkSettings) -> None:
     """Load the recognizer, the LLM and the voice a conversation uses, all at once, so that
     its first turn waits for none of them. BreezeError when one cannot load."""
     speech = settings.speech
-    await asyncio.gather(
-        engine.preload(Capability.ASR, runner=settings.asr_runner, params=settings.asr_params),
+    loaded = await asyncio.gather(  # each to its end: a load cannot be stopped half-way
         engine.preload(Capability.LLM, runner=speech.llm_runner, params=settings.llm_params),
+        engine.preload(Capability.ASR, runner=settings.asr_runner, params=settings.asr_params),
         engine.preload(Capability.TTS, runner=speech.tts_runner, params=speech.tts_params),
+        return_exceptions=True,
     )
+    for outcome in loaded:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _joined(*parts: str) -> str:

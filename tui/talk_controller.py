@@ -69,6 +69,11 @@ class TalkController:
             self._user.clear()
             self._reply.clear()
 
+    def ask(self, text: str) -> None:
+        """A message typed while talking: answered aloud, in the conversation."""
+        if self.session is not None:
+            self.session.talk.ask(text)
+
     def stop(self) -> None:
         if self.session is not None:
             self.session.talk.stop()
@@ -79,7 +84,8 @@ class TalkController:
         turn = getattr(event, "turn", None)
         if isinstance(event, Heard) and event.final:
             message_id = conversation.add_user(event.text)
-            store.mark_voice(message_id, "dictated")
+            if not event.typed:
+                store.mark_voice(message_id, "dictated")
             self._user[event.turn] = message_id
         elif isinstance(event, Replying):
             reply_id = self._reply.get(event.turn)

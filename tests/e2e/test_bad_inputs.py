@@ -61,12 +61,20 @@ REMOTE = [
     (["rm", "nosuch"], "E404"),
 ]
 
+TALK = [
+    (["-p", "nosuch=1"], "E400"),
+    (["--runner", "nosuch"], "E404"),
+    (["--model", "{tmp}/missing.gguf"], "E501"),
+    (["--microphone", "no such microphone"], "E501"),
+]
+
 TABLE = [("ask", args, code) for args, code in ASK] + \
         [("say", args, code) for args, code in SAY] + \
         [("transcribe", args, code) for args, code in TRANSCRIBE] + \
         [("guard", args, code) for args, code in GUARD] + \
         [("models", args, code) for args, code in MODELS] + \
-        [("remote", args, code) for args, code in REMOTE]
+        [("remote", args, code) for args, code in REMOTE] + \
+        [("talk", args, code) for args, code in TALK]
 
 
 @pytest.fixture
@@ -120,6 +128,8 @@ JSON_ERRORS = [
     ("transcribe", ["{tmp}/empty.wav"], "E400"),
     ("guard", ["-"], "E400"),
     ("dictate", ["--language", "zz-bad"], "E404"),
+    ("talk", ["-p", "no-equals-sign"], "E400"),
+    ("talk", ["--runner", "nosuch"], "E404"),
 ]
 
 

@@ -43,7 +43,7 @@ from breeze.engine.talk import (
 )
 
 FRAME_S = 0.02
-WORD_S = 0.15  # of synthesized audio
+WORD_S = 0.08  # of synthesized audio
 REPLY = "The first sentence is here. The second one follows it. A third ends the reply."
 
 
@@ -328,6 +328,20 @@ async def test_going_on_before_breeze_has_spoken_makes_one_message(setup):
     assert second.user == "what is the time" and second.finish_reason == "stop"
     assert setup.llm.conversations[-1] == [{"role": "user", "content": "what is the time"}]
     assert [e.text for e in setup.of(Heard) if e.final] == ["what is", "what is the time"]
+
+
+async def test_a_typed_message_cuts_in_and_is_answered_aloud(setup):
+    setup.mic.say("tell me something", 0.3)
+    await setup.until(lambda e: isinstance(e, Speaking) and e.index == 1)
+    setup.talk.ask("  And now in French?  ")
+    interrupted = await setup.until(lambda e: isinstance(e, Interrupted))
+    assert interrupted.spoken.startswith("The first sentence is here.")
+    second = await setup.until(turn_done(2))
+    assert second.user == "And now in French?" and second.finish_reason == "stop"
+    heard = [e for e in setup.of(Heard) if e.final]
+    assert [(e.text, e.typed) for e in heard] == [("tell me something", False),
+                                                  ("And now in French?", True)]
+    assert setup.llm.conversations[1][-1] == {"role": "user", "content": "And now in French?"}
 
 
 async def test_breeze_hearing_its_own_last_sentence_ignores_it(setup):

@@ -153,9 +153,9 @@ class ChatScreen(Screen[None]):
             await self.send(text)
 
     async def send(self, text: str) -> None:
-        if self.talking:
-            self.notify("Talk mode is on: speak to Breeze, or press F3 to end it.",
-                        severity="warning")
+        if self.talking:  # answered aloud in the conversation, as if spoken
+            self.query_one(PromptInput).clear()
+            self.talk.ask(text)
             return
         if self.busy:
             self.notify("A reply is still running: press Esc to stop it.", severity="warning")
@@ -391,12 +391,13 @@ class ChatScreen(Screen[None]):
         await self.open_chat(None)
 
     async def open_chat(self, session_id: int | None) -> None:
-        """Leave this chat for a saved one, or a new one (None): its reply and speech stop;
-        dictation into the prompt, the runner and the parameters chosen stay."""
+        """Leave this chat for a saved one, or a new one (None): its reply, speech and talk
+        mode stop; dictation into the prompt, the runner and the parameters chosen stay."""
         if self.conversation.reply is not None:
             self.conversation.reply.cancel()  # its speech with it
         elif self.speech is not None:
             self.speech.cancel()
+        self.talk.stop()  # a spoken conversation belongs to the chat it is saved in
         old = self.conversation
         conversation = Conversation(old.engine, old.store, session_id)
         conversation.params, conversation.runner = old.params, old.runner
