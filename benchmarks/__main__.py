@@ -13,6 +13,7 @@ from . import (
     history_fit,
     llm_throughput,
     remote_throughput,
+    talk,
     tts_intelligibility,
     tts_latency,
     tui_render,
@@ -29,6 +30,7 @@ BENCHMARKS = {
     "tts_latency": tts_latency.main,
     "tts_intelligibility": tts_intelligibility.main,
     "history_fit": history_fit.main,
+    "talk": talk.main,
 }
 
 
