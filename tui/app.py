@@ -41,6 +41,7 @@ class BreezeApp(App[None]):
         Binding("ctrl+o", "sessions", "Open a saved chat"),
         Binding("ctrl+l", "toggle_log", "Show or hide the log"),
         Binding("f2", "settings", "Settings"),
+        Binding("f3", "toggle_talk", "Talk: a hands-free spoken conversation (again: stop)"),
     ]
 
     def __init__(
@@ -210,6 +211,8 @@ class BreezeApp(App[None]):
                             self.chat.action_dictate)
         yield SystemCommand("Talk", "A hands-free spoken conversation; cut in any time (F3)",
                             self.action_toggle_talk)
+        yield SystemCommand("Presenter view", "Large captions of what Breeze hears and says (F5)",
+                            self.chat.action_present)
         yield SystemCommand("Speak replies", "Turn spoken replies on or off (ctrl+s)",
                             self.chat.action_toggle_speech)
         yield SystemCommand("Regenerate", "Ask again for the last reply",

@@ -69,7 +69,7 @@ async def test_three_spoken_turns_with_a_barge_in(make_app, tmp_path):
     replies = [m for m in messages if m.role == "assistant"]
     assert [m.voice for m in users] == ["dictated"] * 3
     assert [m.voice for m in replies] == ["spoken"] * 3
-    assert replies[0].state == "interrupted" and replies[0].content.endswith(("…", "."))
+    assert replies[0].state == "interrupted" and replies[0].content  # what was heard of it
     assert [m.state for m in replies[1:]] != ["interrupted"] * 2, "Breeze cut itself off"
     assert all(r.metadata and r.metadata["talk"]["first_audio_ms"] for r in replies)
     said = heard(next(c.text for c in human_speech() if c.name.endswith("0880")))

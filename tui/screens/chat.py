@@ -49,7 +49,6 @@ class ChatScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "cancel", "Stop what is running: reply, speech, dictation"),
         Binding("ctrl+t", "dictate", "Dictate from the microphone (again: stop)"),
-        Binding("f3", "app.toggle_talk", "Talk: a hands-free spoken conversation (again: stop)"),
         Binding("f5", "present", "Presenter view: large captions for a room (again: back)"),
         Binding("ctrl+s", "toggle_speech", "Speak replies: on or off"),
         Binding("ctrl+r", "regenerate", "Regenerate the last reply"),
