@@ -6,6 +6,7 @@ import gc
 import sys
 
 from . import (
+    ask_throughput,
     asr,
     asr_accuracy,
     engine_overhead,
@@ -22,6 +23,7 @@ from . import (
 BENCHMARKS = {
     "engine_overhead": engine_overhead.main,
     "llm_throughput": llm_throughput.main,
+    "ask_throughput": ask_throughput.main,
     "tui_render": tui_render.main,
     "guardian": guardian.main,
     "asr": asr.main,

@@ -33,6 +33,11 @@ class ResultChannel:
         self._ready = asyncio.Event()
         self._space_async = asyncio.Event()
         self._closed = False
+        # The consumer found the queue empty and awaits `_ready`. Only then does a producer
+        # thread wake the loop: a consumer still busy with the last result reads the next
+        # when it comes back, so waking its loop (a system call, a switch of threads, on a
+        # machine whose cores the model keeps busy) is saved.
+        self._consumer_waits = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -46,12 +51,12 @@ class ResultChannel:
                 if self._closed:
                     return False
                 if self._try_add(result):
-                    was_first = len(self._items) == 1
+                    wake, self._consumer_waits = self._consumer_waits, False
                     break
                 if token is not None and token.cancelled:
                     return False
                 self._space.wait(0.05)
-        if was_first:
+        if wake:
             self._wake(self._ready)
         return True
 
@@ -126,6 +131,7 @@ class ResultChannel:
                 if self._closed:
                     raise ChannelClosed
                 self._ready.clear()
+                self._consumer_waits = True
             await self._ready.wait()
 
     def absorb_pending(self, result: InferenceResult) -> InferenceResult:

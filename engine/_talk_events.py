@@ -22,6 +22,8 @@ __all__ = [
     "event_to_dict",
 ]
 
+# "starting" until the microphone's first audio arrives: only then is Breeze listening
+STARTING = "starting"
 LISTENING, HEARING, THINKING, SPEAKING = "listening", "hearing", "thinking", "speaking"
 
 

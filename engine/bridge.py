@@ -2,7 +2,8 @@
 
 Like starlette's `iterate_in_threadpool`, but streaming: the backend function runs in its
 own thread and calls `emit(result)` for each result; the consumer iterates asynchronously.
-The queue is bounded and coalesces cumulative text partials (see `_channel`). When the
+The queue is bounded and coalesces cumulative text partials (see `_channel`), which are read
+no more often than the engine paces them (`Pacing`). When the
 stream ends while the worker still runs (closed, cancelled, or ended by an error result),
 the token is cancelled and `emit` returns False; the backend checks either between units of
 work. The thread is never waited on.
@@ -20,15 +21,36 @@ import logging
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from ._channel import ChannelClosed, ResultChannel
 from .cancel import Cancelled, CancelToken
 from .errors import BreezeError, RunnerError
 from .types import InferenceResult
 
-__all__ = ["Emit", "iterate_blocking", "stragglers"]
+__all__ = ["Emit", "Pacing", "iterate_blocking", "pacing", "stragglers"]
 
 log = logging.getLogger("breeze.bridge")
+
+
+@dataclass(slots=True)
+class Pacing:
+    """How often the bridge reads cumulative partials for the request the engine drives in
+    this context (`pacing`): no more often than every `interval_s` once the consumer has
+    been shown something, so the partials emitted in between merge in the channel, and the
+    worker does not wake the event loop for each. Until then they go through at once: the
+    first text must not wait (a guard may need a second partial before it shows a word)."""
+
+    interval_s: float = 0.0
+    showing: bool = False  # the consumer has been shown an output
+
+    def next_read(self, now: float, result: InferenceResult) -> float:
+        """When to read again after `result`, read at `now` (loop time)."""
+        return now + self.interval_s if self.showing and result.coalescible else 0.0
+
+
+pacing: ContextVar[Pacing | None] = ContextVar("breeze_pacing", default=None)
 
 Emit = Callable[[InferenceResult], bool]
 BlockingStream = Callable[[Emit], None]
@@ -97,16 +119,23 @@ async def iterate_blocking(
             "(not stopped by its cancellation): %s",
             name, len(running), group, ", ".join(t.name for t in running),
         )
+    loop = asyncio.get_running_loop()
+    paced = pacing.get() or Pacing()
     thread.start()
     try:
+        read_at = 0.0  # loop time
         while True:
+            if read_at > loop.time():
+                await asyncio.sleep(read_at - loop.time())
             try:
                 result = await channel.get()
             except ChannelClosed:
                 return
+            read = loop.time()
             yield result
             if not result.partial:
                 return
+            read_at = paced.next_read(read, result)  # once the consumer has had it
     finally:
         if not state["returned"]:
             state["ended_at"] = time.monotonic()

@@ -8,9 +8,10 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ._channel import ChannelClosed, ResultChannel, on_loop
+from .bridge import Pacing, pacing
 from .cancel import Cancelled, CancelToken
 from .errors import BreezeError, RunnerError
 from .guard import GUARDED_CAPABILITIES
@@ -25,6 +26,9 @@ __all__ = ["Engine", "Handle"]
 
 log = logging.getLogger("breeze.engine")
 
+# A shorter wait to space partials is not worth a timer of its own: what a blocking runner
+# sends is spaced already by the bridge, give or take the time it took to get here.
+_SHORTEST_PACING_WAIT_S = 0.001
 # Load failures after which the next candidate runner is tried.
 _FALLBACK_CODES = frozenset({"E404", "E500", "E501", "E502", "E503", "E504"})
 
@@ -94,22 +98,14 @@ class Handle:
 
     def _annotate(self, result: InferenceResult) -> InferenceResult:
         """Done on delivery, not per runner result: merged partials are annotated once."""
-        watch = self._watch
-        metadata = {**result.metadata, **self._extra, "elapsed_ms": watch.ms()}
-        if watch.first_ms is None and _shows_something(result):
-            watch.mark_first()
-        if watch.first_ms is not None:
-            # from submit to the first output the consumer got: what the user waited for
-            # (a runner's own figure starts later, and may count text a guard held back)
-            metadata["ttft_ms"] = round(watch.first_ms, 3)
-        return InferenceResult(result.outputs, metadata, result.error, result.partial)
+        return _annotated(result, self._extra, self._watch)
 
     async def _pace(self, result: InferenceResult) -> InferenceResult:
         """Space cumulative partials `emit_interval_ms` apart, merging what arrives meanwhile."""
         now = time.perf_counter()
         if self._last_emit is not None:
             wait = self._last_emit + self._interval - now
-            if wait > 0:
+            if wait >= _SHORTEST_PACING_WAIT_S:
                 await asyncio.sleep(wait)
                 result = self._channel.absorb_pending(result)
         self._last_emit = time.perf_counter()
@@ -183,6 +179,19 @@ class Engine:
     async def run(self, request: InferenceRequest, *, runner: str | None = None) -> InferenceResult:
         return await self.submit(request, runner=runner).result()
 
+    async def run_here(
+        self, request: InferenceRequest, *, runner: str | None = None
+    ) -> InferenceResult:
+        """The terminal result of `request`, worked out in the calling task: no handle, queue
+        or task of its own, so that a short request made often (the guardian's check of every
+        few words of a reply) costs little. Partial results are not kept; cancelling the
+        calling task cancels the request."""
+        extra: dict[str, Any] = {"request_id": request.request_id}
+        outcome = _Outcome()
+        await self._drive(request, runner, CancelToken(), outcome, extra)
+        assert outcome.terminal is not None  # _drive always finishes with one
+        return _annotated(outcome.terminal, extra, outcome.watch)
+
     def first_runner(self, capability: Capability, runner: str | None = None) -> RunnerInfo:
         """What a request for `capability` goes to first: `runner` when named, else the
         preferred one, else the highest priority. BreezeError E405 when nothing can serve."""
@@ -218,8 +227,24 @@ class Engine:
         request: InferenceRequest,
         runner_name: str | None,
         token: CancelToken,
-        channel: ResultChannel,
+        channel: _ResultSink,
         extra: dict[str, Any],
+    ) -> None:
+        paced = Pacing(self.settings.emit_interval_ms / 1000.0)
+        previous = pacing.set(paced)
+        try:
+            await self._run_pipeline(request, runner_name, token, channel, extra, paced)
+        finally:
+            pacing.reset(previous)
+
+    async def _run_pipeline(
+        self,
+        request: InferenceRequest,
+        runner_name: str | None,
+        token: CancelToken,
+        channel: _ResultSink,
+        extra: dict[str, Any],
+        paced: Pacing,
     ) -> None:
         last_outputs: Mapping[str, Any] = {}
         terminal: InferenceResult | None = None
@@ -264,6 +289,7 @@ class Engine:
                         break
                     if not token.cancelled:
                         await channel.aput(result, token)
+                        paced.showing = paced.showing or _shows_something(result)
                     count += 1
                     if count % 64 == 0:  # a runner that never awaits must not starve the consumer
                         await asyncio.sleep(0)
@@ -348,9 +374,10 @@ class Engine:
             raise BreezeError("E501", f"runner {entry.name!r} is unavailable: {support.reason}")
         defaults = self.settings.runner_params.get(entry.name, {})
         params = runner.param_schema().validate({**defaults, **request.params})
-        lock = self._load_locks.setdefault(entry.name, asyncio.Lock())
-        async with lock:
-            await asyncio.to_thread(runner.load, params)
+        if not runner.is_loaded(params):
+            lock = self._load_locks.setdefault(entry.name, asyncio.Lock())
+            async with lock:
+                await asyncio.to_thread(runner.load, params)
         return InferenceRequest(
             request.inputs, params, request.session_id, request.request_id, capability
         )
@@ -419,6 +446,50 @@ async def _idle_limited(
             yield result
     finally:
         await aclose(results)
+
+
+class _ResultSink(Protocol):
+    """Where the pipeline puts a request's results: a handle's queue, or an `_Outcome`."""
+
+    async def aput(self, result: InferenceResult, token: CancelToken | None = None) -> bool: ...
+
+    def push_terminal(self, result: InferenceResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Outcome:
+    """The terminal result of a request run in its caller's task (`Engine.run_here`), and
+    when the first output came; partial results are only looked at."""
+
+    def __init__(self) -> None:
+        self.terminal: InferenceResult | None = None
+        self.watch = Stopwatch()
+
+    async def aput(self, result: InferenceResult, token: CancelToken | None = None) -> bool:
+        if self.watch.first_ms is None and _shows_something(result):
+            self.watch.mark_first()
+        return True
+
+    def push_terminal(self, result: InferenceResult) -> None:
+        self.terminal = result
+
+    def close(self) -> None:
+        pass
+
+
+def _annotated(result: InferenceResult, extra: Mapping[str, Any],
+               watch: Stopwatch) -> InferenceResult:
+    """`result` with the request-level metadata, how long the request has taken, and when its
+    first output came."""
+    metadata = {**result.metadata, **extra, "elapsed_ms": watch.ms()}
+    if watch.first_ms is None and _shows_something(result):
+        watch.mark_first()
+    if watch.first_ms is not None:
+        # from submit to the first output the consumer got: what the user waited for
+        # (a runner's own figure starts later, and may count text a guard held back)
+        metadata["ttft_ms"] = round(watch.first_ms, 3)
+    return InferenceResult(result.outputs, metadata, result.error, result.partial)
 
 
 def _shows_something(result: InferenceResult) -> bool:

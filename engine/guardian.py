@@ -165,8 +165,7 @@ class Guardian:
             params["judge_model"] = self.settings.judge_model
         request = InferenceRequest({"text": text}, params, capability=Capability.GUARDIAN)
         began = time.perf_counter()
-        async with engine.submit(request, runner=self.settings.runner) as handle:
-            result = await handle.result()
+        result = await engine.run_here(request, runner=self.settings.runner)
         report = Report.of(result, (time.perf_counter() - began) * 1000)
         if report.error is not None:
             log.warning("the guardian could not check a text: %s", report.error)

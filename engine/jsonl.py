@@ -27,12 +27,12 @@ def result_to_json(result: InferenceResult, request_id: str | None = None) -> st
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return len(value)
-    if isinstance(value, Mapping):
+    if value is None or isinstance(value, str | int | float):  # the most common, first
+        return value
+    if isinstance(value, dict | Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value)
     return str(value)

@@ -78,6 +78,13 @@ class Runner:
     def load(self, params: Mapping[str, Any]) -> None:
         """Make the backend ready for a request with these params (blocking)."""
 
+    def is_loaded(self, params: Mapping[str, Any]) -> bool:
+        """Whether `load(params)` would have nothing to do; quick, never blocking. When True
+        the engine skips `load`, and with it a trip through a worker thread, which a runner
+        asked every few words (the guardian, checking a reply as it streams) would feel.
+        False unless the runner knows."""
+        return False
+
     def unload(self) -> None:
         """Release models and devices (blocking)."""
 

@@ -35,6 +35,7 @@ from ._talk_events import (
     HEARING,
     LISTENING,
     SPEAKING,
+    STARTING,
     THINKING,
     EchoIgnored,
     Heard,
@@ -162,7 +163,7 @@ class Talk:
         self.player = player
         self.settings = settings or TalkSettings()
         self.messages: list[dict[str, str]] = list(history or [])  # the conversation so far
-        self.state = LISTENING
+        self.state = STARTING
         self._frames = frames
         self._vad = voice_activity
         self._loop = asyncio.get_running_loop()
@@ -177,7 +178,6 @@ class Talk:
         self._last_partial_s = 0.0
         self._heard_at = (time.perf_counter(), 0.0)  # (perf_counter, stream seconds) of a frame
         self._ended: TalkEnded | None = None
-        self._emit(StateChanged(LISTENING))
         self._task = self._loop.create_task(self._listen())
 
     def stop(self) -> None:
@@ -212,6 +212,8 @@ class Talk:
         ended = TalkEnded("stopped")
         try:
             async for pcm in self._frames:
+                if self.state == STARTING:  # a device may start late: words said before are lost
+                    self._set_state(LISTENING)
                 self._hear(pcm)
         except asyncio.CancelledError:
             pass

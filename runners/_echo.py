@@ -3,10 +3,17 @@ wheel), with what the speaker played as its reference.
 
     canceller = EchoCanceller(16000)
     player = Player(rate=16000, on_output=canceller.played)   # the audio thread feeds it
-    clean = canceller.clean(mic_pcm)                           # the microphone less the echo
+    clean = canceller.clean(mic_pcm, captured_at)              # the microphone less the echo
 
 Both streams are PCM16 mono at one rate, processed in 10 ms frames; audio that does not fill a
-frame waits for the next call. WebRTC's canceller finds the delay between the two itself.
+frame waits for the next call. WebRTC's canceller finds the delay between the two itself, but
+only while the two streams keep step: it takes the n-th frame of what was played to go with
+the n-th frame heard, give or take a fixed delay. A device's clock does not keep that step (an
+output stream that underruns or restarts hands over more audio than real time, a microphone
+opened later starts behind), so when both streams come with times (when each block sounds,
+when each was captured) the played audio is fed to the canceller as the microphone reaches it:
+what sounds up to a little after a captured block goes in before that block, what was replaced
+or never heard alongside it does not.
 
 Two things are added for a voice activity detector, which hears speech at any level:
 - when the speaker starts after a quiet spell, the canceller lets its first syllables through
@@ -34,6 +41,12 @@ ONSET_MUTE_MS = 350  # the output latency and the echo path's delay included
 _ECHO_TAIL_FRAMES = 50  # the played level is remembered this long (10 ms frames): the echo path
 _QUIET_FRAMES = 100  # played silence this long is a quiet spell
 _ACTIVE_DBFS = -60.0  # played audio above this is sound
+_STALE_S = 0.5  # played audio this much older than what the microphone hears is not fed
+# Played audio reaches the canceller this long before the device times say the microphone
+# hears it. The canceller finds the delay itself, but only an echo that comes after its
+# reference, and a sound server's times can be a few hundred ms off (with a shorter lead,
+# Breeze's first words came through on the null sink while the canceller searched)
+_REFERENCE_LEAD_S = 0.45
 
 
 class EchoCanceller:
@@ -41,7 +54,9 @@ class EchoCanceller:
         self.rate = rate
         self._processor = _processor(rate)
         self._frame = rate // 100 * 2  # bytes in 10 ms
-        self._played: deque[bytes] = deque()  # appended on the audio thread
+        # (when it sounds, perf_counter; the audio), appended on the audio thread
+        self._played: deque[tuple[float | None, bytes]] = deque()
+        self._reference_until = 0.0  # when the played audio fed so far ends sounding
         self._reference = b""
         self._heard = b""
         self._lock = threading.Lock()  # the processor is not shared between threads
@@ -49,15 +64,21 @@ class EchoCanceller:
         self._quiet = _QUIET_FRAMES  # played frames of silence in a row
         self._muted = 0  # microphone frames still to silence
 
-    def played(self, pcm: bytes) -> None:
-        """What the speaker just played (called on the audio thread: it only appends)."""
-        self._played.append(pcm)
+    def played(self, pcm: bytes, sounds_at: float | None = None) -> None:
+        """What the speaker just played, and when it sounds (called on the audio thread: it
+        only appends)."""
+        self._played.append((sounds_at, pcm))
 
-    def clean(self, pcm: bytes) -> bytes:
-        """The microphone's `pcm` with Breeze's own voice taken out (whole 10 ms frames; the
-        rest comes out with the next call)."""
+    def clean(self, pcm: bytes, captured_at: float | None = None) -> bytes:
+        """The microphone's `pcm`, captured from `captured_at` on, with Breeze's own voice
+        taken out (whole 10 ms frames; the rest comes out with the next call). Without a
+        time, everything played so far goes to the canceller first."""
         with self._lock:
-            self._feed_reference()
+            if captured_at is None:
+                self._feed_reference(None, None)
+            else:
+                heard_until = captured_at + len(pcm) / 2 / self.rate + _REFERENCE_LEAD_S
+                self._feed_reference(captured_at - _STALE_S, heard_until)
             data = self._heard + pcm
             whole = len(data) - len(data) % self._frame
             self._heard = data[whole:]
@@ -73,9 +94,21 @@ class EchoCanceller:
             return bytes(len(cleaned))
         return cleaned
 
-    def _feed_reference(self) -> None:
+    def _feed_reference(self, stale_before: float | None, until: float | None) -> None:
+        """Played audio to the canceller: what sounds before `until` (all of it, when None),
+        but for what sounds mostly before `stale_before` or with audio already fed (a
+        restarted stream plays its first blocks again over the ones it dropped)."""
         while self._played:
-            self._reference += self._played.popleft()
+            sounds_at, pcm = self._played[0]
+            if until is not None and sounds_at is not None and sounds_at > until:
+                break
+            self._played.popleft()
+            if sounds_at is not None and stale_before is not None:
+                middle = sounds_at + len(pcm) / 4 / self.rate  # device times jitter a little
+                if middle <= max(stale_before, self._reference_until):
+                    continue
+                self._reference_until = max(self._reference_until, 2 * middle - sounds_at)
+            self._reference += pcm
         frame, data = self._frame, self._reference
         whole = len(data) - len(data) % frame
         for i in range(0, whole, frame):

@@ -85,6 +85,12 @@ _ASSIGNED_SECRET = re.compile(
 )
 _BEARER = re.compile(r"\bBearer\s+(?P<value>[A-Za-z0-9._~+/-]{20,}=*)")
 _HEX = re.compile(r"[0-9a-fA-F]{32,}")
+# One pass that finds where any key format could match: most text has none, and each
+# format's own pass (they are reported in the order above) is then skipped. Without the
+# leading word boundaries it matches a little more, and runs ten times faster (the regex
+# engine skips ahead to the formats' first letters).
+_ANY_SECRET = re.compile("|".join("(?:" + p.pattern.removeprefix(r"\b") + ")" for p in _SECRETS))
+_DIGIT = re.compile(r"\d")  # cards, IBANs and phone numbers all have digits
 
 # IBAN lengths by country (the SWIFT IBAN registry): a wrong length is no IBAN.
 _IBAN_LENGTHS = dict(
@@ -137,12 +143,13 @@ def iban_ok(iban: str) -> bool:
 def find_personal_data(text: str) -> list[Issue]:
     """E-mail addresses, phone numbers, card numbers (Luhn), IBANs (mod 97), keys and tokens.
     Overlapping findings keep the most certain one (a card number is no phone number)."""
+    has_digits = _DIGIT.search(text) is not None
     found = [
         *_secrets(text),
-        *_cards(text),
-        *_ibans(text),
-        *_emails(text),
-        *_phones(text),
+        *(_cards(text) if has_digits else ()),
+        *(_ibans(text) if has_digits else ()),
+        *(_emails(text) if "@" in text else ()),
+        *(_phones(text) if has_digits else ()),
     ]
     kept: list[Issue] = []
     for issue in found:  # in order of certainty: the first claim on a span wins
@@ -220,11 +227,15 @@ def _mask_digits(number: str) -> str:
 
 
 def _secrets(text: str) -> Iterator[Issue]:
-    for pattern in _SECRETS:
-        for m in pattern.finditer(text):
-            yield _secret(m.start(), m.group())
-    for m in _BEARER.finditer(text):
-        yield _secret(m.start("value"), m.group("value"))
+    if _ANY_SECRET.search(text):
+        for pattern in _SECRETS:
+            for m in pattern.finditer(text):
+                yield _secret(m.start(), m.group())
+    if "Bearer" in text:
+        for m in _BEARER.finditer(text):
+            yield _secret(m.start("value"), m.group("value"))
+    if ":" not in text and "=" not in text:  # no value is assigned to a name
+        return
     for m in _ASSIGNED_SECRET.finditer(text):
         value = m.group("value")
         if _looks_secret(m.group("name").lower(), value):

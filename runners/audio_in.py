@@ -47,6 +47,7 @@ class Frame:
     sample_rate: int
     start_ms: float
     level_dbfs: float
+    captured_at: float | None = None  # perf_counter when its first sample was captured
 
     @property
     def duration_ms(self) -> float:
@@ -123,7 +124,7 @@ class Microphone:
         self._channels = 1
         self._rate = sample_rate
         self._position_ms = 0.0
-        self._queue: queue.Queue[bytes] = queue.Queue(_QUEUE_BLOCKS)
+        self._queue: queue.Queue[tuple[bytes, float]] = queue.Queue(_QUEUE_BLOCKS)
         self._stream: Any = None
 
     @property
@@ -190,9 +191,13 @@ class Microphone:
         block = bytes(indata)  # PortAudio reuses its buffer after the callback returns
         if self.mute is not None and self.mute.is_set():
             block = bytes(len(block))  # muted as it is captured, however late it is read
+        since = float(time_info.currentTime - time_info.inputBufferAdcTime)
+        if not 0.0 < since < 2.0:  # a host API that gives no times: the block just ended
+            since = frames / self._rate
+        captured_at = time.perf_counter() - since
         while True:
             try:
-                self._queue.put_nowait(block)
+                self._queue.put_nowait((block, captured_at))
                 return
             except queue.Full:  # a reader this far behind: keep the newest audio
                 try:
@@ -203,14 +208,14 @@ class Microphone:
     def read(self, timeout: float) -> Frame | None:
         """The next frame, or None when none arrived within `timeout` seconds."""
         try:
-            raw = self._queue.get(timeout=timeout)
+            raw, captured_at = self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
         pcm = raw
         if self._channels > 1:
             pcm = to_pcm16_mono(np.frombuffer(raw, dtype="<i2"), self._channels)
         pcm = resample(pcm, self._rate, self.sample_rate)
-        frame = Frame(pcm, self.sample_rate, self._position_ms, dbfs(pcm))
+        frame = Frame(pcm, self.sample_rate, self._position_ms, dbfs(pcm), captured_at)
         self._position_ms = frame.end_ms
         return frame
 

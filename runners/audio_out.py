@@ -126,11 +126,12 @@ class Player:
 
     def __init__(
         self, device: str | int | None = None, sample_rate: int = 22050, latency: float = 0.05,
-        on_output: Callable[[bytes], None] | None = None,
+        on_output: Callable[[bytes, float], None] | None = None,
     ) -> None:
         self.device = device
-        # given each block handed to the device, silence included (on the audio thread: it
-        # must only copy); an echo canceller's reference
+        # given each block handed to the device, silence included, and when it sounds
+        # (perf_counter); on the audio thread, so it must only copy: an echo canceller's
+        # reference
         self.on_output = on_output
         self.sample_rate = sample_rate
         self.latency = latency
@@ -282,6 +283,12 @@ class Player:
 
     # -- the audio thread ----------------------------------------------------------------
 
+    def _ahead_s(self, time_info: Any) -> float:
+        """How long until the block being handed over sounds: as the device tells, else its
+        nominal latency (a host API that gives no times gives zeros)."""
+        ahead = float(time_info.outputBufferDacTime - time_info.currentTime)
+        return ahead if 0.0 < ahead < 2.0 else self._output_latency
+
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         out = outdata[:, 0]
         filled = 0
@@ -307,7 +314,7 @@ class Player:
                 self._set_idle()
         out[filled:] = 0
         if self.on_output is not None:
-            self.on_output(out.tobytes())
+            self.on_output(out.tobytes(), time.perf_counter() + self._ahead_s(time_info))
         if filled:
             self._handed_at = time.perf_counter()
             if self.first_sample_at is None:

@@ -22,6 +22,7 @@ from .audio_out import Player
 __all__ = ["RATE", "Duplex", "voice_activity"]
 
 BLOCK_MS = 20  # the microphone's blocks: short, so that a barge-in is heard at once
+PLAYER_LATENCY_S = 0.2
 
 
 def voice_activity(end_of_turn_ms: int = 600, barge_in_ms: int = 200) -> Segmenter:
@@ -34,7 +35,7 @@ class Duplex:
     def __init__(self, microphone: str | int = "", speaker: str | int | None = None, *,
                  echo_cancel: bool = True) -> None:
         self.canceller = EchoCanceller(RATE) if echo_cancel else None
-        self.player = Player(speaker, sample_rate=RATE,
+        self.player = Player(speaker, sample_rate=RATE, latency=PLAYER_LATENCY_S,
                              on_output=self.canceller.played if self.canceller else None)
         self.microphone = Microphone(microphone, RATE, block_ms=BLOCK_MS)
 
@@ -51,7 +52,8 @@ class Duplex:
     async def frames(self) -> AsyncIterator[bytes]:
         """The microphone's audio, Breeze's own voice taken out, until closed."""
         async for frame in self.microphone:
-            yield self.canceller.clean(frame.pcm) if self.canceller else frame.pcm
+            yield (self.canceller.clean(frame.pcm, frame.captured_at) if self.canceller
+                   else frame.pcm)
 
     def close(self) -> None:
         self.microphone.close()

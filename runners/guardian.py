@@ -56,6 +56,16 @@ OVERLAP = 256  # pattern checks see this far into the next portion (a number spl
 OFFENSIVE_WORD_WEIGHT = 2.0  # a word weighing this much is masked in a flagged sentence
 
 
+_SCHEMA = ParamSchema([
+    ParamSpec("strictness", str, "medium", choices=tuple(THRESHOLDS),
+              description="low reports less, high more"),
+    ParamSpec("checks", list, None, description=f"any of {', '.join(CHECKS)}, "
+              f"{JUDGE_CHECK} (default: all; the judge when judge_model is set)"),
+    ParamSpec("judge_model", str, None,
+              description="guard model (catalog id or GGUF) for the LLM judge"),
+])
+
+
 def status_for(score: float, strictness: str) -> str:
     warning, unsafe = THRESHOLDS[strictness]
     return "unsafe" if score >= unsafe else "warning" if score >= warning else "safe"
@@ -73,19 +83,14 @@ class GuardianRunner(Runner):
         self.work_units = 0  # steps completed (a check over a portion): the contract's work
 
     def is_supported(self) -> Support:
+        if self._model is not None:  # loaded from the package's files: no need to look again
+            return Support(True)
         if importlib.util.find_spec("profanity_check") is None:
             return Support(False, "alt-profanity-check is missing: pip install alt-profanity-check")
         return Support(True)
 
     def param_schema(self) -> ParamSchema:
-        return ParamSchema([
-            ParamSpec("strictness", str, "medium", choices=tuple(THRESHOLDS),
-                      description="low reports less, high more"),
-            ParamSpec("checks", list, None, description=f"any of {', '.join(CHECKS)}, "
-                      f"{JUDGE_CHECK} (default: all; the judge when judge_model is set)"),
-            ParamSpec("judge_model", str, None,
-                      description="guard model (catalog id or GGUF) for the LLM judge"),
-        ])
+        return _SCHEMA  # built once: the engine asks for it on every check
 
     @property
     def model_name(self) -> str | None:
@@ -102,6 +107,9 @@ class GuardianRunner(Runner):
                 if self._judge is None:
                     self._judge = Judge()
                 self._judge.load(str(judge_model))
+
+    def is_loaded(self, params: Mapping[str, Any]) -> bool:
+        return self._model is not None and not params.get("judge_model")
 
     def unload(self) -> None:
         with self._lock:
@@ -130,7 +138,8 @@ class GuardianRunner(Runner):
                 self.work_units += 1
                 yield scan.step(check, (start, end), step, done=index / len(portions),
                                 began=began)
-                await asyncio.sleep(0)  # let the consumer see the step (and cancel)
+                if scan.completed < len(checks):
+                    await asyncio.sleep(0)  # let the consumer see the step (and cancel)
         yield scan.terminal(cancelled=False)
 
     async def _step(

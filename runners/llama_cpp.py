@@ -3,7 +3,10 @@
 Prompt evaluation and sampling are driven here rather than through
 `create_chat_completion`, so that cancellation is checked between evaluation chunks and
 between tokens, the KV cache of a shared prefix is reused across turns, and each token
-costs little Python work.
+costs little Python work: llama.cpp's own samplers, built once a reply (greedy without
+penalties: an argmax of the logits), one prepared batch decoding each token, and a stop
+string looked for only where the newest piece could complete one. Every decode runs on a
+thread of its own (see `_on_own_thread`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +59,10 @@ class LlamaCppRunner(BlockingRunner):
     def __init__(self) -> None:
         self._llm: Any = None
         self._key: tuple[str, int, int] | None = None
+        self._loaded_for: tuple[Any, ...] = ()  # the params `_key` was resolved from
         self._formatter: Any = None
         self._format: ChatFormat | None = None
+        self._system_prompt = ""  # the catalog's, for a chat that brings none
         self._lock = threading.Lock()
 
     # -- set-up --------------------------------------------------------------------------
@@ -88,6 +93,9 @@ class LlamaCppRunner(BlockingRunner):
     def model_name(self) -> str | None:
         return Path(self._key[0]).name if self._key else None
 
+    def is_loaded(self, params: Mapping[str, Any]) -> bool:
+        return self._key is not None and self._loaded_for == _load_params(params)
+
     def load(self, params: Mapping[str, Any]) -> None:
         path = resolve(params.get("model"), "LLM")
         key = (str(path), int(params.get("n_ctx", 4096)), int(params.get("n_threads", 1)))
@@ -101,7 +109,8 @@ class LlamaCppRunner(BlockingRunner):
             self._llm = _open_model(path, key[1], key[2])
             self._format = choose(self._llm.metadata, entry.chat_format if entry else None)
             self._formatter = _chat_formatter(self._llm, self._format)
-            self._key = key
+            self._system_prompt = entry.system_prompt if entry else ""
+            self._key, self._loaded_for = key, _load_params(params)
 
     def unload(self) -> None:
         with self._lock:
@@ -111,6 +120,7 @@ class LlamaCppRunner(BlockingRunner):
         if self._llm is not None:
             self._llm.close()
         self._llm, self._key, self._formatter, self._format = None, None, None, None
+        self._loaded_for, self._system_prompt = (), ""
 
     # -- generation ----------------------------------------------------------------------
 
@@ -120,9 +130,14 @@ class LlamaCppRunner(BlockingRunner):
         try:
             if self._llm is None:
                 raise BreezeError("E501", "no model is loaded")
-            _Generation(self, request, token, emit).run()
+            _on_own_thread(_Generation(self, request, token, emit).run)
         finally:
             self._lock.release()
+
+
+def _load_params(params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What `load` reads from the params: the same values load the same model."""
+    return params.get("model"), params.get("n_ctx", 4096), params.get("n_threads", 1)
 
 
 class _Generation:
@@ -134,6 +149,7 @@ class _Generation:
         self.llm = runner._llm
         self.formatter = runner._formatter
         self.chat_format = runner._format or FORMATS["chatml"]
+        self.default_system_prompt = runner._system_prompt
         self.model_name = runner.model_name
         self.params = request.params
         self.request = request
@@ -148,7 +164,7 @@ class _Generation:
         self.meta: dict[str, Any] = {"model_name": self.model_name}
 
     def run(self) -> None:
-        messages = _messages(self.request)
+        messages = _messages(self.request, self.default_system_prompt)
         max_tokens = int(self.params.get("max_tokens", 512))
         try:
             tokens = self._fit(messages, max_tokens)
@@ -159,7 +175,7 @@ class _Generation:
             return self._finish("length")
         if not self._evaluate_prompt(tokens):
             return self._finish("cancelled")
-        self._sample(tokens, budget)
+        self._sample(budget)
 
     def _fit(self, messages: list[dict[str, str]], max_tokens: int) -> list[int]:
         """Tokens of the templated conversation: the system prompt, the last message and the
@@ -266,27 +282,20 @@ class _Generation:
         self.meta["prompt_eval_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
         return not self.token.cancelled
 
-    def _sample(self, tokens: list[int], budget: int) -> None:
-        llm, params = self.llm, self.params
-        if params.get("seed") is not None:
-            llm.set_seed(int(params["seed"]))
-        stops = [*(params.get("stop") or []), *self.chat_format.stops]
-        sentence_mode = params.get("stream_mode") == "sentence"
-        decoder = Utf8Stream()
+    def _sample(self, budget: int) -> None:
+        llm = self.llm
+        stops = [*(self.params.get("stop") or []), *self.chat_format.stops]
+        longest_stop = max(map(len, stops), default=0)
+        sentence_mode = self.params.get("stream_mode") == "sentence"
+        utf8 = Utf8Stream()
         vocab = _llama().llama_model_get_vocab(llm.model)
         is_eog = _llama().llama_vocab_is_eog
-        generator = llm.generate(
-            tokens,
-            temp=float(params.get("temperature", 0.7)),
-            top_p=float(params.get("top_p", 0.95)),
-            top_k=int(params.get("top_k", 40)),
-            min_p=float(params.get("min_p", 0.05)),
-            repeat_penalty=float(params.get("repeat_penalty", 1.1)),
-            reset=True,
-        )
+        sampler = _Sampler(llm, self.params)
+        decoder = _NextTokenDecoder(llm)
         finish = "length"
         try:
-            for tok in generator:
+            while True:
+                tok = sampler.next_token()
                 if is_eog(vocab, tok):
                     finish = "stop"
                     break
@@ -294,9 +303,9 @@ class _Generation:
                 if self.first_token_at is None:
                     self.first_token_at = time.perf_counter()
                     self.meta["ttft_ms"] = round((self.first_token_at - self.started) * 1000, 3)
-                piece = decoder.feed(llm.detokenize([tok]))
+                piece = utf8.feed(llm.detokenize([tok]))
                 self.text += piece
-                if stops and self._hit_stop(stops):
+                if stops and self._hit_stop(stops, len(self.text) - len(piece) - longest_stop):
                     finish = "stop"
                     break
                 if piece:
@@ -306,16 +315,21 @@ class _Generation:
                 if self.token.cancelled:  # checked before the next token is decoded
                     finish = "cancelled"
                     break
+                decoder.decode(tok)
         finally:
-            generator.close()
-        self.text += decoder.flush()
+            sampler.close()
+            decoder.close()
+        self.text += utf8.flush()
         self._finish(finish)
 
-    def _hit_stop(self, stops: Sequence[str]) -> bool:
-        cut = min((i for i in (self.text.find(s) for s in stops) if i >= 0), default=-1)
+    def _hit_stop(self, stops: Sequence[str], since: int) -> bool:
+        """Whether a stop string ends in the text's tail from `since` (what the newest piece
+        could complete); if so, the text is cut where the first one starts."""
+        text, since = self.text, max(0, since)
+        cut = min((i for i in (text.find(s, since) for s in stops) if i >= 0), default=-1)
         if cut < 0:
             return False
-        self.text = self.text[:cut]
+        self.text = text[:cut]
         return True
 
     def _emit_progress(self, piece: str, stops: list[str], budget: int, sentences: bool) -> None:
@@ -371,7 +385,119 @@ class _Generation:
         )
 
 
-def _messages(request: InferenceRequest) -> list[dict[str, str]]:
+class _Sampler:
+    """Picks each next token from the last decode's logits as llama-cpp-python's `generate`
+    does for the same params and seed: its chain of native samplers, built once a reply. Greedy
+    without penalties is the first of the highest logits, found here at a tenth of the cost."""
+
+    def __init__(self, llm: Any, params: Mapping[str, Any]) -> None:
+        import numpy
+
+        self.numpy = numpy
+        self.ctx = llm.ctx
+        self.logits_row = ctypes.c_float * llm.n_vocab()
+        temperature = float(params.get("temperature", 0.7))
+        repeat_penalty = float(params.get("repeat_penalty", 1.1))
+        self.chain: Any = None
+        if temperature > 0.0 or repeat_penalty != 1.0:
+            self.chain = _sampler_chain(llm, params, temperature, repeat_penalty)
+
+    def next_token(self) -> int:
+        llama_cpp = _llama()
+        if self.chain is not None:
+            return int(llama_cpp.llama_sampler_sample(self.chain, self.ctx, -1))
+        logits = llama_cpp.llama_get_logits_ith(self.ctx, -1)
+        row = self.logits_row.from_address(ctypes.addressof(logits.contents))
+        return int(self.numpy.frombuffer(row, dtype=self.numpy.float32).argmax())
+
+    def close(self) -> None:
+        if self.chain is not None:
+            _llama().llama_sampler_free(self.chain)
+            self.chain = None
+
+
+class _NextTokenDecoder:
+    """Decodes the reply one token at a time, in a batch made once. Unlike `Llama.eval`, no
+    KV-cache clean-up before each token (a pass over all of the context's cells): the prompt's
+    evaluation cleared what lay beyond it, and each token goes right after the last. The
+    Llama object's record of its context (n_tokens, input_ids) is kept as `eval` keeps it."""
+
+    def __init__(self, llm: Any) -> None:
+        llama_cpp = _llama()
+        self.llm = llm
+        self.llama_decode = llama_cpp.llama_decode
+        self.batch = llama_cpp.llama_batch_init(1, 0, 1)
+        self.batch.n_tokens = 1
+        self.batch.n_seq_id[0] = 1
+        self.batch.seq_id[0][0] = 0
+        self.batch.logits[0] = True
+
+    def decode(self, token: int) -> None:
+        llm, batch = self.llm, self.batch
+        position = llm.n_tokens
+        batch.token[0] = token
+        batch.pos[0] = position
+        status = self.llama_decode(llm.ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status}")
+        llm.input_ids[position] = token
+        llm.n_tokens = position + 1
+
+    def close(self) -> None:
+        _llama().llama_batch_free(self.batch)
+
+
+def _sampler_chain(llm: Any, params: Mapping[str, Any], temperature: float,
+                   repeat_penalty: float) -> Any:
+    """The samplers of llama-cpp-python's `Llama.generate`, in its order and with its
+    settings (typical_p 1, no frequency or presence penalty)."""
+    llama_cpp = _llama()
+    seed = params.get("seed")
+    samplers = [llama_cpp.llama_sampler_init_penalties(
+        llm.n_vocab(), llm.last_n_tokens_size, repeat_penalty, 0.0, 0.0)]
+    if temperature == 0.0:
+        samplers.append(llama_cpp.llama_sampler_init_greedy())
+    else:
+        samplers += [
+            llama_cpp.llama_sampler_init_top_k(int(params.get("top_k", 40))),
+            llama_cpp.llama_sampler_init_typical(1.0, 1),
+            llama_cpp.llama_sampler_init_top_p(float(params.get("top_p", 0.95)), 1),
+            llama_cpp.llama_sampler_init_min_p(float(params.get("min_p", 0.05)), 1),
+            llama_cpp.llama_sampler_init_temp(temperature),
+            llama_cpp.llama_sampler_init_dist(
+                llama_cpp.LLAMA_DEFAULT_SEED if seed is None else int(seed)),
+        ]
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    for sampler in samplers:
+        llama_cpp.llama_sampler_chain_add(chain, sampler)  # the chain owns and frees them
+    return chain
+
+
+def _on_own_thread(work: Callable[[], None]) -> None:
+    """Run `work` on a new thread, and return (or raise) when it ends.
+
+    llama.cpp's OpenMP (libgomp) keeps a team of worker threads for every thread that has
+    decoded, until that thread ends; with more of them than cores, every team sleeps at each
+    of the hundreds of barriers in a decode, and generation runs several times slower. So
+    each decode here runs on a thread that leaves no team behind, whichever thread (a worker
+    of the engine, a pool's long-lived one) asked for it."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"{threading.current_thread().name}-decode",
+                              daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def _messages(request: InferenceRequest, default_system: str = "") -> list[dict[str, str]]:
     inputs, params = request.inputs, request.params
     if "messages" in inputs:
         messages = [{"role": m["role"], "content": m["content"]} for m in inputs["messages"]]
@@ -385,6 +511,8 @@ def _messages(request: InferenceRequest) -> list[dict[str, str]]:
     if system:
         messages = [m for m in messages if m["role"] != "system"]
         messages.insert(0, {"role": "system", "content": system})
+    elif default_system and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": default_system})
     return messages
 
 
@@ -435,7 +563,7 @@ def _open_model(path: Path, n_ctx: int, n_threads: int) -> Any:
             )
             llm.verbose = False  # no report on stderr after each reply
             # the first decode allocates buffers: do it now, not on the first reply
-            llm.eval([max(llm.token_bos(), 0)])
+            _on_own_thread(lambda: llm.eval([max(llm.token_bos(), 0)]))
             llm.reset()
             return llm
     except (ValueError, RuntimeError, OSError) as exc:

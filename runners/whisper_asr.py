@@ -7,7 +7,9 @@ speaks. While an utterance grows it is decoded again every `partial_interval_ms`
 less often, when decoding takes longer than that) for the partial result; only the words that
 two successive decodes agree on become stable (local agreement). When the speaker pauses, the
 utterance is decoded once more, with beam search, for the final. An utterance longer than
-Whisper's window is finalized up to its last stable word and goes on from there.
+Whisper's window is finalized up to its last stable word and goes on from there. Each decode
+hears the utterance in a window about its own length rather than Whisper's 30 s (see
+`_Decoder`): a few seconds of speech decode several times faster, as accurately.
 
 Silence and noise give no words: the VAD hears no speech in them, and a decoded segment that
 Whisper itself judges to be no speech (its no-speech probability with a low log probability)
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import math
 import os
 import re
 import threading
@@ -50,6 +53,15 @@ _BACKLOG = 1.5  # partials wait this many times the last decode's duration
 NO_SPEECH_PROB = 0.6
 LOG_PROB_FLOOR = -1.0
 COMPRESSION_RATIO_CEILING = 2.4
+# The window an utterance is heard in: Whisper repeats itself when the window ends soon after
+# the speech, so it is at least WINDOW_FLOOR_S, and holds WINDOW_TAIL_S of silence after it.
+WINDOW_FLOOR_S = 10
+WINDOW_TAIL_S = 2
+_WHISPER_WINDOW_S = 30
+_FRAMES_PER_S = 100
+_TOKENS_FLOOR, _TOKENS_PER_S = 24, 8  # more than speech ever needs: a loop ends there
+# Punctuation that goes with the word after or before it (faster-whisper's defaults)
+_PREPENDED, _APPENDED = "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、"
 _WORD_KEY = re.compile(r"[^\w']+")
 _OVERLAP_WORDS = 3
 
@@ -157,33 +169,82 @@ class WhisperRunner(AsrRunner):
 
 
 class _Decoder:
-    """One Whisper model: utterance audio in, words out (times in the stream)."""
+    """One Whisper model: utterance audio in, words out (times in the stream).
+
+    An utterance is heard in a window of its own length (at least WINDOW_FLOOR_S, with
+    WINDOW_TAIL_S of silence after it), not in Whisper's whole 30 s: the encoder's cost grows
+    with the window, and for a few seconds of speech the 30 s window is most of a decode's
+    time. A decode that fails Whisper's checks in its window (a loop, an unsure transcript)
+    is done again as faster-whisper does it, in 30 s windows with its temperature fallback.
+    """
 
     def __init__(self, model: Any, runner: WhisperRunner) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
         self._model, self._runner = model, runner
+        self._tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
+                                    task="transcribe", language="en")
+        self._prompt = model.get_prompt(self._tokenizer, [], without_timestamps=True)
+        self._suppressed = get_suppressed_tokens(self._tokenizer, [-1])
 
     def pieces(self, utterance: Utterance, *, beam_size: int, final: bool) -> list[_Piece]:
-        options: dict[str, Any] = {"beam_size": beam_size}
-        if not final:
-            options["temperature"] = 0.0  # a partial is not worth the fallback decodes
+        samples = utterance.samples()
         try:
-            segments, _info = self._model.transcribe(
-                utterance.samples(), language="en", word_timestamps=True,
-                condition_on_previous_text=False, vad_filter=False,
-                no_speech_threshold=NO_SPEECH_PROB, log_prob_threshold=LOG_PROB_FLOOR,
-                compression_ratio_threshold=COMPRESSION_RATIO_CEILING, **options,
-            )
-            kept = [s for s in segments if _is_speech(s)]
+            words = self._in_window(samples, beam_size)
+            if words is None:
+                words = self._in_30s_windows(samples, beam_size, final)
         except (RuntimeError, ValueError) as exc:
             raise BreezeError("E101", f"Whisper failed to decode: {exc}") from None
         finally:
             self._runner.decodes += 1
         offset = utterance.start_s
-        return [
-            _Piece(Word(w.word.strip(), offset + float(w.start), offset + float(w.end),
-                        float(w.probability)), w.word)
-            for segment in kept for w in (segment.words or ()) if w.word.strip()
-        ]
+        return [_Piece(Word(raw.strip(), offset + start, offset + end, probability), raw)
+                for raw, start, end, probability in words if raw.strip()]
+
+    def _in_window(self, samples: Any, beam_size: int) -> list[_RawWord] | None:
+        """The words of `samples` decoded in a window of their length; [] for no speech;
+        None when the utterance needs Whisper's full windows."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
+
+        model, tokenizer = self._model, self._tokenizer
+        features = model.feature_extractor(samples)
+        frames = features.shape[-1]
+        seconds = frames / _FRAMES_PER_S
+        window_s = max(WINDOW_FLOOR_S, math.ceil(seconds + WINDOW_TAIL_S))
+        if window_s > _WHISPER_WINDOW_S:
+            return None
+        encoded = model.encode(pad_or_trim(features, int(window_s * _FRAMES_PER_S)))
+        result = model.model.generate(
+            encoded, [self._prompt], beam_size=beam_size, patience=1, length_penalty=1,
+            max_length=int(_TOKENS_FLOOR + _TOKENS_PER_S * seconds), suppress_blank=True,
+            suppress_tokens=self._suppressed, return_scores=True, return_no_speech_prob=True,
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        if result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOG_PROB_FLOOR:
+            return []
+        text = tokenizer.decode(tokens)
+        if avg_logprob < LOG_PROB_FLOOR or get_compression_ratio(text) > COMPRESSION_RATIO_CEILING:
+            return None
+        aligned = model.find_alignment(tokenizer, [tokens], encoded, frames)[0]
+        merge_punctuations(aligned, _PREPENDED, _APPENDED)  # "morning" "." is "morning."
+        return [(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
+                for w in aligned]
+
+    def _in_30s_windows(self, samples: Any, beam_size: int, final: bool) -> list[_RawWord]:
+        options: dict[str, Any] = {"beam_size": beam_size}
+        if not final:
+            options["temperature"] = 0.0  # a partial is not worth the fallback decodes
+        segments, _info = self._model.transcribe(
+            samples, language="en", word_timestamps=True,
+            condition_on_previous_text=False, vad_filter=False,
+            no_speech_threshold=NO_SPEECH_PROB, log_prob_threshold=LOG_PROB_FLOOR,
+            compression_ratio_threshold=COMPRESSION_RATIO_CEILING, **options,
+        )
+        return [(w.word, float(w.start), float(w.end), float(w.probability))
+                for segment in segments if _is_speech(segment) for w in (segment.words or ())]
 
 
 def _is_speech(segment: Any) -> bool:
@@ -255,6 +316,9 @@ class _WhisperRecognizer:
         self._vad.drop_until(cut)
         self._restart()
         return _hypothesis(kept, final=True)
+
+
+_RawWord = tuple[str, float, float, float]  # as Whisper spells it, start and end (s), probability
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,9 @@ class ModelEntry:
     # How a chat becomes a prompt when the file has no template of its own (an LLM runner's
     # format name, such as "gemma", or "transcript" for a base model)
     chat_format: str = ""
+    # The system prompt a chat gets when it has none: a tiny model answers plain questions
+    # far better with the one it was tuned on than with none
+    system_prompt: str = ""
 
     @property
     def filename(self) -> str:

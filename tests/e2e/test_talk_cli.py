@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -115,38 +116,51 @@ def say(clip: Clip, tmp_path: Path, sink: str) -> subprocess.Popen[bytes]:
     return play(Pcm(clip.pcm, 16000), tmp_path / f"{clip.name}.wav", sink)
 
 
+def answered(after: int = 0) -> Callable[[Event], bool]:
+    """A turn after turn `after` that Breeze answered to its end."""
+    return lambda e: (e["event"] == "turn" and e["turn"] > after
+                      and e["finish_reason"] in ("stop", "length"))
+
+
 def test_three_spoken_turns_with_a_barge_in_and_no_self_interruption(talking, asr_sink,
                                                                      tmp_path):
     spoken = clips()
-    talk = talking(["--turns", "3", "-p", "max_tokens=70", "-p", "temperature=0"])
+    talk = talking(["-p", "max_tokens=70", "-p", "temperature=0"])
     talk.wait_for(event("state", state="listening"), timeout=180)  # the models are loaded
 
     say(spoken["0880"], tmp_path, asr_sink).wait(timeout=30)
     talk.wait_for(event("speaking", turn=1, index=1))
+    cut_in_from = time.monotonic()
     cutting_in = say(spoken["0930"], tmp_path, asr_sink)  # the user cuts in
     interrupted = talk.wait_for(event("interrupted", turn=1))
     first = talk.wait_for(event("turn", turn=1))
     assert first["finish_reason"] == "interrupted" and first["reply"] == interrupted["spoken"]
     assert interrupted["barge_in_ms"] is not None and interrupted["unspoken"]
-
-    second = talk.wait_for(event("turn", turn=2))
     cutting_in.wait(timeout=30)
-    assert second["finish_reason"] in ("stop", "length"), second
+    cut_in_to = time.monotonic()
+
+    second = talk.wait_for(answered(after=1))
     say(spoken["0870"], tmp_path, asr_sink).wait(timeout=30)
-    third = talk.wait_for(event("turn", turn=3))
-    assert third["finish_reason"] in ("stop", "length"), third
+    third = talk.wait_for(answered(after=second["turn"]))
+    talk.proc.send_signal(signal.SIGINT)  # Ctrl+C
     talk.wait_for(event("end", reason="stopped"))
     assert talk.proc.wait(timeout=30) == 0, talk.stderr()
 
-    # the words said over Breeze's voice are heard through the echo canceller's double-talk
-    for turn, clip, share in ((first, "0880", 0.6), (second, "0930", 0.4), (third, "0870", 0.6)):
+    # what was said over Breeze's voice is heard through the echo canceller's double talk; a
+    # pause in it may end a turn early, and the rest then comes as the turns after it
+    cut_in = " ".join(t["user"] for t in talk.of("turn") if 1 < t["turn"] <= second["turn"])
+    for said_words, clip, share in ((first["user"], "0880", 0.6), (cut_in, "0930", 0.4),
+                                    (third["user"], "0870", 0.6)):
         said = heard(spoken[clip].text)
-        assert len(heard(turn["user"]) & said) >= share * len(said), (turn["user"], clip)
+        assert len(heard(said_words) & said) >= share * len(said), (said_words, clip,
+                                                                     talk.events)
+    for turn in (first, second, third):
         metrics = turn["metrics"]
         stages = [metrics[k] for k in ("end_of_turn_ms", "transcript_ms", "first_token_ms",
                                        "first_sentence_ms", "first_audio_ms")]
         assert None not in stages and stages == sorted(stages), metrics
-    assert len(talk.of("interrupted")) == 1, "Breeze interrupted itself"
+    # Breeze never cut itself off: every interruption came while the user was speaking
+    # (the hold that makes speech a barge-in, and reading the event, come after it)
+    for cut in talk.of("interrupted"):
+        assert cut_in_from <= cut["at"] <= cut_in_to + 1.0, talk.events
     assert not talk.of("echo_ignored"), "Breeze's own voice came through the echo canceller"
-    assert len([e for e in talk.of("heard") if e["final"]]) == 3
-

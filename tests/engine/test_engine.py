@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
@@ -13,6 +15,7 @@ from breeze.engine import (
     Engine,
     EngineSettings,
     InferenceRequest,
+    InferenceResult,
     Registry,
     RetryPolicy,
     RunnerError,
@@ -210,6 +213,46 @@ async def test_model_loads_once_per_request_check():
     assert runner.loads == 3  # load() is called per request and must be cheap when loaded
 
 
+class KnowsItIsLoaded(ScriptedLLM):
+    name = "scripted-knows-it-is-loaded"
+
+    def is_loaded(self, params: object) -> bool:
+        return self.loads > 0
+
+
+async def test_a_runner_that_says_it_is_loaded_is_not_loaded_again():
+    runner = KnowsItIsLoaded()
+    engine = make_engine(runner)
+    for _ in range(3):
+        assert (await engine.run(text_request(max_tokens=2))).ok
+    assert runner.loads == 1
+
+
+async def test_run_here_ends_as_run_does():
+    engine = make_engine(ScriptedLLM())
+    here = await engine.run_here(text_request(max_tokens=3))
+    there = await engine.run(text_request(max_tokens=3))
+    assert here.text == there.text == "the quick brown "
+    assert not here.partial and here.metadata["finish_reason"] == "length"
+    assert set(here.metadata) == set(there.metadata)  # runner_name, ttft_ms, elapsed_ms...
+    assert here.metadata["request_id"] != there.metadata["request_id"]
+    failed = await engine.run_here(text_request(max_tokens=-1))
+    assert failed.error is not None and failed.error.code == "E400"
+
+
+async def test_cancelling_the_caller_of_run_here_stops_its_runner():
+    runner = ScriptedLLM(delay_s=0.005)
+    task = asyncio.ensure_future(make_engine(runner).run_here(text_request(max_tokens=100_000)))
+    await asyncio.sleep(0.2)
+    assert runner.work_units > 0 and not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stopped_at = runner.work_units
+    await asyncio.sleep(0.1)
+    assert runner.work_units - stopped_at <= 1
+
+
 async def test_user_default_params_apply_and_request_params_win():
     engine = make_engine(ScriptedLLM(), runner_params={"scripted-llm": {"max_tokens": 2}})
     assert (await engine.run(text_request())).metadata["finish_reason"] == "length"
@@ -236,6 +279,17 @@ async def test_json_line_shape():
     assert set(line) == {"request_id", "partial", "outputs", "metadata", "error"}
     assert line["outputs"]["audio"] == 3  # bytes are replaced by their length
     assert line["request_id"] == result.metadata["request_id"]
+
+
+def test_json_lines_hold_what_json_cannot_as_what_it_can():
+    result = InferenceResult.success(
+        {"audio": b"abc", "pairs": ((1, 2), [3])},
+        {"info": MappingProxyType({"ok": True, 7: None}), "path": Path("/tmp/x"), "n": 1.5},
+        partial=True,
+    )
+    line = result_to_dict(result)
+    assert line["outputs"] == {"audio": 3, "pairs": [[1, 2], [3]]}
+    assert line["metadata"] == {"info": {"ok": True, "7": None}, "path": "/tmp/x", "n": 1.5}
 
 
 def test_unknown_error_code_is_refused():

@@ -269,6 +269,21 @@ def test_personal_data_spans_and_kinds():
                      ("iban", "GB82 WEST 1234 5698 7654 32")}
 
 
+@pytest.mark.parametrize("key", [
+    "sk-" + "a1" * 12, "sk_live_" + "b2" * 8, "ghp_" + "c3" * 15, "github_pat_" + "d4" * 15,
+    "ASIA" + "E5" * 8, "xoxb-" + "12345-abcd", "AIza" + "f6" * 17 + "g", "glpat-" + "h7" * 10,
+    "hf_" + "i8" * 15, "eyJhbGciOiJI.eyJzdWIiOiIx.c2lnbmF0dXJl", "-----BEGIN RSA PRIVATE KEY-----",
+])
+def test_every_key_format_is_found_in_prose(key):
+    text = f"The story went on, and then: here is {key} for you, said the dragon."
+    found = [(i.type, text[i.start:i.end]) for i in find_personal_data(text)]
+    assert found == [("secret", key)]
+
+
+def test_prose_without_digits_at_signs_or_keys_has_no_personal_data():
+    assert find_personal_data("Once upon a time, in the land of Eldrador: a dragon. " * 4) == []
+
+
 def test_a_valid_card_number_is_not_also_a_phone_number():
     [issue] = find_personal_data("call 4111 1111 1111 1111")
     assert issue.type == "card_number"

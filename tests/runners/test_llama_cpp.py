@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from breeze.engine import Capability, Engine, EngineSettings, InferenceRequest, Registry
+from breeze.engine import (
+    CancelToken,
+    Capability,
+    Engine,
+    EngineSettings,
+    InferenceRequest,
+    Registry,
+)
 from breeze.engine.models import load_catalog, resolve
 from breeze.engine.text import Utf8Stream
 from breeze.runners._chat_formats import choose
@@ -29,6 +37,12 @@ def engine(runner):
     return Engine(Registry([runner]), EngineSettings(emit_interval_ms=0))
 
 
+def library_chat(text: str) -> list[dict[str, str]]:
+    """The chat as the runner puts it to the default model: with its catalog system prompt."""
+    system = next(e for e in load_catalog() if e.default and e.capability == "LLM").system_prompt
+    return [{"role": "system", "content": system}, {"role": "user", "content": text}]
+
+
 def ask(text: str, **params) -> InferenceRequest:
     return InferenceRequest({"text": text}, {**GREEDY, **params})
 
@@ -42,7 +56,7 @@ async def test_greedy_output_equals_llama_cpp_python(engine):
                           verbose=False)
     try:
         theirs = llm.create_chat_completion(
-            [{"role": "user", "content": question}], max_tokens=48, **{
+            library_chat(question), max_tokens=48, **{
                 "temperature": 0.0, "repeat_penalty": 1.0, "top_k": 40, "top_p": 0.95,
                 "min_p": 0.05,
             }
@@ -52,6 +66,56 @@ async def test_greedy_output_equals_llama_cpp_python(engine):
     assert ours.ok and ours.text
     assert ours.text == theirs["choices"][0]["message"]["content"]
     assert ours.metadata["finish_reason"] == theirs["choices"][0]["finish_reason"]
+
+
+@pytest.mark.parametrize("sampling", [
+    {"temperature": 0.8, "seed": 1234, "repeat_penalty": 1.1},  # the runner's sampler chain
+    {"temperature": 0.0, "repeat_penalty": 1.3},  # greedy after the penalty
+])
+async def test_sampling_with_a_seed_or_a_penalty_equals_llama_cpp_python(engine, sampling):
+    import llama_cpp
+
+    question = "Tell me about the sea."
+    params = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "max_tokens": 40, **sampling}
+    ours = await engine.run(InferenceRequest({"text": question}, params))
+    llm = llama_cpp.Llama(str(resolve(None)), n_ctx=4096, n_threads=os.cpu_count(),
+                          verbose=False)
+    try:
+        theirs = llm.create_chat_completion(library_chat(question), **params)
+    finally:
+        llm.close()
+    assert ours.ok and ours.text
+    assert ours.text == theirs["choices"][0]["message"]["content"]
+
+
+def test_decoding_leaves_no_thread_team_behind(runner):
+    """llama.cpp's OpenMP keeps a team of threads for each thread that has decoded, until
+    that thread ends; two teams on the cores slow generation several times over. A thread
+    that lives on (a pool's) and asks for a reply must not be left with one."""
+    def os_threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    runner.load(runner.param_schema().validate({}))
+    request = ask("Say hello.", max_tokens=4)
+    results: list = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(lambda: None).result()  # the pool's long-lived thread exists
+        before = os_threads()
+        pool.submit(runner.generate, request, CancelToken(), results.append).result()
+        assert results[-1].ok and results[-1].metadata["tokens_generated"] > 0
+        deadline = time.monotonic() + 10
+        while os_threads() > before and time.monotonic() < deadline:
+            time.sleep(0.01)  # a team goes a moment after its thread
+        assert os_threads() == before
+
+
+def test_is_loaded_for_the_params_it_was_loaded_with(runner):
+    params = runner.param_schema().validate({"n_ctx": 2048})
+    runner.load(params)
+    assert runner.is_loaded(params)
+    assert not runner.is_loaded(runner.param_schema().validate({"n_ctx": 1024}))
+    runner.unload()
+    assert not runner.is_loaded(params)
 
 
 async def test_stream_metadata(engine):
@@ -220,6 +284,15 @@ async def test_stop_strings_end_the_reply(engine):
     assert stopped.metadata["finish_reason"] == "stop"
 
 
+async def test_a_stop_string_over_several_tokens_ends_the_reply(engine):
+    free = await engine.run(ask("Count from 1 to 10.", max_tokens=40))
+    stop = free.text[8:14]  # six characters from a few tokens in: the reply's own words
+    assert len(stop.strip()) >= 4, free.text
+    stopped = await engine.run(ask("Count from 1 to 10.", max_tokens=40, stop=[stop]))
+    assert stopped.text == free.text[:free.text.index(stop)]
+    assert stopped.metadata["finish_reason"] == "stop"
+
+
 async def test_switching_models(engine):
     gemma = await engine.run(ask("Say hello.", model="gemma3-270m", max_tokens=8))
     assert gemma.ok, gemma.error
@@ -252,7 +325,7 @@ async def test_continue_a_stopped_reply(engine):
     question = {"role": "user", "content": "List the days of the week."}
     full = await engine.run(InferenceRequest({"messages": [question]}, {**GREEDY,
                                                                         "max_tokens": 40}))
-    head = full.text[:12]
+    head = full.text[:full.text.index(" ", 12)]  # a reply stops at the end of a token
     rest = await engine.run(InferenceRequest(
         {"messages": [question, {"role": "assistant", "content": head}]},
         {**GREEDY, "max_tokens": 30},

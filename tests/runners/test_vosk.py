@@ -180,7 +180,7 @@ async def test_a_wav_of_any_format_is_converted(
     assert result.ok and result.text
     assert abs(result.metadata["audio_duration_processed_ms"] - pcm.duration_ms) < 2
     similarity = difflib.SequenceMatcher(None, reference, result.text).ratio()
-    assert similarity > 0.5, (reference, result.text)
+    assert similarity >= 0.5, (reference, result.text)  # 8-bit audio included
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,7 @@ def speech_dir() -> Path:
 def _download(into: Path) -> Path:
     name, version = SDIST
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", name,
          f"{name}=={version}", "-d", str(into)],
         capture_output=True, text=True, timeout=900,
     )

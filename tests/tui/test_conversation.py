@@ -17,12 +17,13 @@ from tests.runners.test_audio_out import player, tts_sink  # noqa: F401 (fixture
 
 @pytest.mark.usefixtures("tts_sink")
 async def test_a_spoken_reply_ends_once_even_when_its_end_brings_text(store, player):  # noqa: F811
-    # The guardian checks the reply's last sentence before it is shown: it comes with the end.
+    # The reply ends in a number, which the guardian holds back (it could grow into a card
+    # number) until the reply ends: the last text comes with the end.
     engine = Engine(Registry([LlamaCppRunner(), Pyttsx3Runner(), GuardianRunner()]),
                     EngineSettings(guard=make_guard()))
     conversation = Conversation(engine, store)
     conversation.params = {"max_tokens": 24, "temperature": 0}
-    conversation.add_user("Name two colours.")
+    conversation.add_user("What is 12 times 12?")
     reply = conversation.start_reply(
         speak=lambda request, runner: speak_reply(engine, request, player, SpeechSettings()))
     results = [i async for i in conversation.stream(reply) if isinstance(i, InferenceResult)]
