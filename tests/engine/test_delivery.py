@@ -46,20 +46,25 @@ async def test_a_producer_thread_wakes_the_loop_only_when_the_consumer_waits(mon
     assert (await asyncio.wait_for(waiting, 5)).outputs["delta"] == "50,"
 
 
-@pytest.mark.parametrize("interval", [0.0, 0.03])
-async def test_the_bridge_reads_partials_no_more_often_than_they_are_paced(interval):
+def counting(count: int):
+    """A blocking backend that streams `count` cumulative partials, 2 ms apart."""
     def backend(emit):
         text = ""
-        for i in range(60):
+        for i in range(count):
             text += f"{i},"
             emit(InferenceResult.success({"text": text, "delta": f"{i},"}, partial=True))
             time.sleep(0.002)
         emit(InferenceResult.success({"text": text}))
 
+    return backend
+
+
+@pytest.mark.parametrize("interval", [0.0, 0.03])
+async def test_the_bridge_reads_partials_no_more_often_than_they_are_paced(interval):
     paced = pacing.set(Pacing(interval, showing=True))
     try:
         began = time.perf_counter()
-        results = [r async for r in iterate_blocking(backend, CancelToken())]
+        results = [r async for r in iterate_blocking(counting(60), CancelToken())]
         elapsed = time.perf_counter() - began
     finally:
         pacing.reset(paced)
@@ -74,17 +79,9 @@ async def test_the_bridge_reads_partials_no_more_often_than_they_are_paced(inter
 
 
 async def test_partials_go_through_at_once_until_the_consumer_is_shown_something():
-    def backend(emit):
-        text = ""
-        for i in range(30):
-            text += f"{i},"
-            emit(InferenceResult.success({"text": text, "delta": f"{i},"}, partial=True))
-            time.sleep(0.002)
-        emit(InferenceResult.success({"text": text}))
-
     paced = pacing.set(Pacing(interval_s=5.0))  # nothing has been shown yet
     try:
-        results = [r async for r in iterate_blocking(backend, CancelToken())]
+        results = [r async for r in iterate_blocking(counting(30), CancelToken())]
     finally:
         pacing.reset(paced)
     assert len([r for r in results if r.partial]) > 2  # paced, there would be one
