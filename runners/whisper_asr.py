@@ -96,7 +96,7 @@ class WhisperRunner(AsrRunner):
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._model: Any = None
+        self._decoder: _Decoder | None = None  # the loaded model, made ready to decode once
         self._path: Path | None = None
         self._name: str | None = None
         self._language = ""
@@ -141,13 +141,13 @@ class WhisperRunner(AsrRunner):
             self._language = found.language.split("-")[0] or "en"
             if self._path == found.path:
                 return
-            self._model, self._path = None, None
-            self._model = open_model(found.path)
+            self._decoder, self._path = None, None
+            self._decoder = _Decoder(open_model(found.path), self)
             self._path, self._name = found.path, found.name
 
     def unload(self) -> None:
         with self._lock:
-            self._model, self._path, self._name = None, None, None
+            self._decoder, self._path, self._name = None, None, None
         # CTranslate2 objects left in reference cycles would otherwise be freed while the
         # interpreter shuts down, which aborts the process ("terminate called ...")
         gc.collect()
@@ -162,10 +162,10 @@ class WhisperRunner(AsrRunner):
 
     def _recognizer(self, token: CancelToken, settings: WhisperSettings) -> Recognizer:
         with self._lock:
-            model = self._model
-        if model is None:
+            decoder = self._decoder
+        if decoder is None:
             raise BreezeError("E501", "no Whisper model is loaded")
-        return _WhisperRecognizer(_Decoder(model, self), token, settings)
+        return _WhisperRecognizer(decoder, token, settings)
 
 
 class _Decoder:
