@@ -179,6 +179,7 @@ class Talk:
         self._heard_at = (time.perf_counter(), 0.0)  # (perf_counter, stream seconds) of a frame
         self._ended: TalkEnded | None = None
         self._task = self._loop.create_task(self._listen())
+        self._task.add_done_callback(self._stopped_before_start)
 
     def stop(self) -> None:
         """End the conversation: stop listening, speaking and writing (safe from any thread)."""
@@ -223,6 +224,11 @@ class Talk:
             await self._wind_down()
             self._ended = ended
             self._emit(ended)
+
+    def _stopped_before_start(self, task: asyncio.Task[None]) -> None:
+        if self._ended is None:  # cancelled before its first step: `_listen` never ran
+            self._ended = TalkEnded("stopped")
+            self._emit(self._ended)
 
     def _hear(self, pcm: bytes) -> None:
         ended = self._vad.feed(pcm)

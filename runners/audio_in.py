@@ -36,7 +36,7 @@ __all__ = [
 log = logging.getLogger("breeze.audio_in")
 
 STALL_S = 3.0  # a microphone silent (no callbacks at all) this long is an error, not a hang
-_QUEUE_BLOCKS = 100  # blocks kept for a slow reader (10 s of 100 ms blocks); the oldest go
+_QUEUE_S = 10.0  # audio kept for a reader that falls behind (a busy event loop); the oldest goes
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,8 @@ class Microphone:
         self._channels = 1
         self._rate = sample_rate
         self._position_ms = 0.0
-        self._queue: queue.Queue[tuple[bytes, float]] = queue.Queue(_QUEUE_BLOCKS)
+        self._queue: queue.Queue[tuple[bytes, float]] = queue.Queue(
+            max(1, round(_QUEUE_S * 1000 / block_ms)))
         self._stream: Any = None
 
     @property

@@ -43,20 +43,33 @@ class TalkController:
         self.engine = engine
         self.config = config
         self.session: TalkSession | None = None
+        self._held = False  # from the start of `run` (models loading) to its end
+        self._stop_asked = False
+        self._typed: list[str] = []  # while it starts, answered once it listens
         self._user: dict[int, int] = {}  # turn -> its saved user message
         self._reply: dict[int, int] = {}  # turn -> its saved reply
         self._saved_at: dict[int, float] = {}
 
     @property
     def active(self) -> bool:
-        return self.session is not None
+        """A conversation is held, or starting."""
+        return self._held
 
     async def run(self, conversation: Conversation, screen: MessagePump) -> None:
         """Hold the conversation until stopped (run it in a worker): load the models, open the
         devices, and post every event to `screen`. BreezeError when it cannot start."""
         history = conversation.history()
-        self.session = session = await open_talk(self.engine, self.config, TalkOptions(),
-                                                 history)
+        self._held, self._stop_asked, self._typed = True, False, []
+        try:
+            self.session = session = await open_talk(self.engine, self.config, TalkOptions(),
+                                                     history)
+        except BaseException:
+            self._held = False
+            raise
+        if self._stop_asked:  # stopped while it started: it ends at once, as any stop
+            session.talk.stop()
+        for text in self._typed:
+            session.talk.ask(text)
         try:
             async for event in session.talk:
                 user_id, reply_id = self._save(conversation, event)
@@ -65,6 +78,7 @@ class TalkController:
                     break
         finally:
             self.session = None
+            self._held = False
             await session.aclose()
             self._user.clear()
             self._reply.clear()
@@ -73,10 +87,14 @@ class TalkController:
         """A message typed while talking: answered aloud, in the conversation."""
         if self.session is not None:
             self.session.talk.ask(text)
+        elif self._held:
+            self._typed.append(text)
 
     def stop(self) -> None:
         if self.session is not None:
             self.session.talk.stop()
+        elif self._held:
+            self._stop_asked = True
 
     def _save(self, conversation: Conversation, event: TalkEvent) -> tuple[int | None, int | None]:
         """The chat keeps what was said, as it is said."""

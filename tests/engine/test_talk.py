@@ -379,6 +379,16 @@ async def test_stopping_ends_with_talk_ended_and_silences_the_player(setup):
     assert event_to_dict(ended) == {"event": "end", "reason": "stopped", "error": None}
 
 
+async def test_stopped_as_soon_as_it_is_made_it_still_ends_with_talk_ended():
+    engine = Engine(Registry([Llm(), Asr(), Tts()]), EngineSettings())
+    talk = Talk(engine, Mic().frames(), Detector(), Player())
+    talk.stop()
+    async with asyncio.timeout(10):
+        events = [event async for event in talk]
+    assert [type(e) for e in events] == [TalkEnded] and events[0].reason == "stopped"
+    await engine.aclose()
+
+
 async def test_a_microphone_that_fails_ends_the_talk_with_its_error(setup):
     setup.mic.failure = BreezeError("E501", "the microphone went away")
     ended = await setup.until(lambda e: isinstance(e, TalkEnded))

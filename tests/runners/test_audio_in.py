@@ -163,6 +163,26 @@ def test_a_device_rate_the_model_does_not_use_is_resampled(asr_sink, tmp_path):
     assert abs(peak_hz(b"".join(f.pcm for f in loud), RATE) - 1000) < 20
 
 
+def test_a_reader_seconds_behind_loses_none_of_the_audio(asr_sink, tmp_path):
+    """A busy reader (an event loop held up for a few seconds) gets every block late, but
+    gets them all: the user's words are not lost."""
+    mic = Microphone("pulse", RATE, block_ms=20)
+    with mic:
+        assert read_frames(mic, 1)
+        play(tone(2.5), tmp_path / "tone.wav", asr_sink).wait(timeout=15)
+        time.sleep(1.0)  # the reader is busy: more than 3 s of audio waits for it
+        caught_up = time.perf_counter()
+        frames: list[Frame] = []
+        while not frames or frames[-1].captured_at < caught_up:
+            frame = mic.read(1.0)
+            assert frame is not None
+            frames.append(frame)
+    gaps = [b.captured_at - a.captured_at for a, b in zip(frames, frames[1:], strict=False)]
+    assert max(gaps) < 0.1, "blocks were dropped"
+    loud = [f for f in frames if f.level_dbfs > -15]
+    assert len(loud) * 0.02 >= 2.3, len(loud)
+
+
 async def test_async_iteration_yields_frames_until_closed(asr_sink):
     mic = Microphone(None, RATE).open()
     frames = []

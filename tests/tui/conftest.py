@@ -37,6 +37,13 @@ async def wait_for(pilot, condition, within: float = 30.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
+async def played(pilot, player, within: float = 60.0) -> None:
+    """Let the app run while a recording plays into its microphone (waiting for the player
+    process without the app would stop it from hearing)."""
+    await wait_for(pilot, lambda: player.poll() is not None, within=within)
+    assert player.returncode == 0, f"the player failed: {player.returncode}"
+
+
 def finished(view) -> bool:
     """The reply has ended by itself: complete, or stopped at the length limit that the
     tests' small max_tokens set."""

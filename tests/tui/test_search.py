@@ -18,7 +18,7 @@ from tests.runners.test_audio_in import play
 from tests.runners.test_audio_out import tts_sink  # noqa: F401 (fixture)
 from tests.runners.test_pocketsphinx import english
 
-from .conftest import wait_for
+from .conftest import played, wait_for
 
 
 def found(store: Store, query: str) -> list[int]:
@@ -203,7 +203,7 @@ async def test_a_dictated_prompt_and_its_spoken_reply_are_marked(make_app, store
         await wait_for(pilot, lambda: app.chat.status.state == "ready", within=90)
         app.conversation.params = {"max_tokens": 16}
         await pilot.press("ctrl+t")
-        play(english(), tmp_path / "en.wav", "breeze_tts").wait(timeout=60)
+        await played(pilot, play(english(), tmp_path / "en.wav", "breeze_tts"))
         await wait_for(pilot, lambda: app.conversation.session_id is not None, within=30)
         await wait_for(pilot, lambda: app.conversation.reply is None and app.chat.speech is None,
                        within=90)

@@ -22,7 +22,7 @@ from tests.runners.test_audio_in import no_recording_left, play, recording_strea
 from tests.runners.test_audio_out import MonitorRecorder, tts_sink  # noqa: F401 (fixture)
 from tests.runners.test_pocketsphinx import KEYWORDS, english
 
-from .conftest import wait_for
+from .conftest import played, wait_for
 
 pytestmark = pytest.mark.usefixtures("tts_sink")
 SINK = "breeze_tts"
@@ -79,7 +79,7 @@ async def test_dictation_sends_itself_after_a_pause(make_app, tmp_path):
         await start(pilot)
         app.conversation.params = {"max_tokens": 8}
         await dictate(pilot)
-        play(english(), tmp_path / "en.wav", SINK).wait(timeout=60)
+        await played(pilot, play(english(), tmp_path / "en.wav", SINK))
         await wait_for(pilot, lambda: app.conversation.session_id is not None, within=30)
         await wait_for(pilot, lambda: app.conversation.reply is None, within=60)
         sent = [m for m in app.store.messages(app.conversation.session_id) if m.role == "user"]
@@ -206,7 +206,7 @@ async def test_the_microphone_is_muted_while_breeze_speaks(make_app, tmp_path):
         assert any(muted), "the microphone was never muted"
         await pilot.pause(1.5)
         assert prompt.text == "" and not prompt.suggestion, f"Breeze heard itself: {prompt.text}"
-        play(english(), tmp_path / "en.wav", SINK).wait(timeout=60)
+        await played(pilot, play(english(), tmp_path / "en.wav", SINK))
         await wait_for(pilot, lambda: len(words_in(prompt.text) & KEYWORDS) >= 3, within=30)
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.chat.dictation is None)

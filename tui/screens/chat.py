@@ -588,7 +588,7 @@ class ChatScreen(Screen[None]):
     def model_loaded(self, info: dict[str, object]) -> None:
         self.model_ready = True
         self.status.update_from(info)
-        if self.idle:
+        if self.idle and not self.talking:  # a conversation shows its own state
             self.status.state = "ready"
 
     def model_failed(self, error: BreezeError) -> None:
