@@ -54,6 +54,7 @@ class Hypothesis:
     words: tuple[Word, ...] = ()
     final: bool = False
     stable: int | None = None  # in progress: how many of its first words are settled, if known
+    hearing: bool = False  # in progress: speech is heard, whether or not it has words yet
 
     @property
     def confidence(self) -> float | None:
@@ -266,8 +267,10 @@ class _Transcription:
             "segment_index": len(self.segments) - 1 if is_final else len(self.segments),
             "words_recognized": count,
         }
-        if hypothesis.stable is not None and not is_final:
-            meta["stable_words"] = hypothesis.stable
+        if not is_final:
+            meta["hearing"] = hypothesis.hearing or bool(hypothesis.text)
+            if hypothesis.stable is not None:
+                meta["stable_words"] = hypothesis.stable
         if self.mode == "word" and hypothesis.words:
             outputs.update(_word_outputs(hypothesis.words[-1]))
             meta["overall_confidence"] = _ratio(*self._confidence_sums(count))

@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -271,7 +271,7 @@ class _WhisperRecognizer:
             found.append(self._cut(current))
         elif self._partial_due(current):
             self._partial = self._decode_partial(current)
-        return [*found, self._partial]
+        return [*found, replace(self._partial, hearing=current is not None)]
 
     def finish(self) -> Hypothesis:
         if self._token.cancelled:  # no decode after a cancel: what was shown is kept

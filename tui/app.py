@@ -14,6 +14,7 @@ from textual.screen import ModalScreen, Screen
 
 from breeze.engine import BreezeError, Capability, Engine
 
+from .chat_controller import ChatController
 from .config import AppConfig, engine_settings, load_app_config, save_app_config
 from .conversation import Conversation
 from .screens.chat import ChatScreen
@@ -53,15 +54,22 @@ class BreezeApp(App[None]):
         self.engine = engine
         self.store = store
         self.config = config
-        self.voice = Voice(engine, config)
-        self.talk = TalkController(engine, config)
-        self.chat = ChatScreen(Conversation(engine, store, session_id), self.voice, self.talk)
+        self.controller = ChatController(engine, store, config, session_id)
+        self.chat = ChatScreen(self.controller)
         self._log_handler: PanelHandler | None = None
 
     @property
     def conversation(self) -> Conversation:
         """The chat on screen."""
-        return self.chat.conversation
+        return self.controller.conversation
+
+    @property
+    def voice(self) -> Voice:
+        return self.controller.voice
+
+    @property
+    def talk(self) -> TalkController:
+        return self.controller.talk
 
     def on_mount(self) -> None:
         self.push_screen(self.chat)
@@ -85,8 +93,7 @@ class BreezeApp(App[None]):
     async def on_unmount(self) -> None:
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
-        self.chat.stop_all()
-        self.talk.stop()
+        self.controller.close()
         await self.engine.aclose()
         self.voice.close()
 
@@ -180,21 +187,10 @@ class BreezeApp(App[None]):
             self.notify("A reply is still running: press Esc to stop it first.",
                         severity="warning")
         else:
-            if self.chat.dictation is not None:
-                self.chat.dictation.cancel()
+            self.controller.stop_dictation()
             self.chat.show_talk(True)
             self.chat.status.state = "talk · starting…"
-            self.hold_talk()
-
-    @work(exclusive=True, group="talk")
-    async def hold_talk(self) -> None:
-        try:
-            await self.talk.run(self.conversation, self.chat)
-        except BreezeError as exc:
-            self.notify(f"talk mode: {exc.error.code}: {exc.error.message}", severity="error",
-                        timeout=10)
-        if self._running:
-            self.chat.show_talk(False)
+            self.controller.start_talk()
 
     def action_toggle_log(self) -> None:
         panel = self.chat.log_panel

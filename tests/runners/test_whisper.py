@@ -103,6 +103,13 @@ async def test_chunk_mode_streams_partials_then_final_utterances(engine):
     assert partials and all("stable_words" in r.metadata for r in partials)
     for result in finals:
         assert "stable_words" not in result.metadata
+    # speech is heard before its first words are decoded, and not in the pause between
+    in_progress = [r for r in results[:-1] if not r.metadata["is_final"]]
+    hearing = [r.metadata["hearing"] for r in in_progress]
+    assert hearing[0] is False and True in hearing
+    first = hearing.index(True)
+    assert not in_progress[first].outputs["segment"], "speech is heard before its words"
+    assert False in hearing[first:], "no pause heard between the sentences"
 
 
 async def test_word_mode_announces_each_word(engine):

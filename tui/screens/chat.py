@@ -1,18 +1,19 @@
-"""The chat screen: messages, the prompt and the status bar, fed by the engine's streams;
-dictation into the prompt and spoken replies through the app's Voice."""
+"""The chat screen: messages, the prompt and the status bar. It routes keys to the app's
+ChatController and renders what the controller posts: replies as they stream and are spoken,
+dictation into the prompt, and talk mode."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Button, Static
 
 from breeze.engine import BreezeError, Capability, Handle, InferenceResult
@@ -20,10 +21,19 @@ from breeze.engine.guardian import describe
 from breeze.engine.speech import SentenceAudio, SentencePlaying, SpeakReply, SpeechDone, SpeechEvent
 from breeze.engine.talk import Heard, Problem, Replying, Speaking, StateChanged, TalkEnded, TurnDone
 
+from ..chat_controller import (
+    ChatController,
+    DictationEnded,
+    DictationUpdate,
+    ReplyEnded,
+    ReplyStarted,
+    ReplyUpdate,
+    SpeakerMissing,
+)
 from ..config import save_app_table
-from ..conversation import Conversation, Reply, Speak, ending
+from ..conversation import Conversation, Reply, ending
 from ..talk_controller import TalkController, TalkUpdate
-from ..voice import UNMUTE_AFTER_S, DictationText, Voice
+from ..voice import Voice
 from ..widgets.log_panel import LogPanel
 from ..widgets.message import MessageView
 from ..widgets.prompt import PromptInput
@@ -57,18 +67,14 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+n", "new_chat", "New chat"),
     ]
 
-    def __init__(self, conversation: Conversation, voice: Voice, talk: TalkController) -> None:
+    def __init__(self, controller: ChatController) -> None:
         super().__init__()
-        self.conversation = conversation
-        self.voice = voice
-        self.talk = talk  # talk mode: the app starts and ends it, this screen shows it
+        self.controller = controller
+        controller.attach(self)
         self.presenter = PresenterScreen()  # its captions follow the chat, shown or not
         self.model_ready = False
-        self.dictation: Handle | None = None  # the microphone, while dictating
-        self._words: DictationText | None = None  # what dictation did to the prompt
         self._dictated: str | None = None  # the prompt as dictation left it, not yet sent
-        self.speech: SpeakReply | None = None  # the reply being spoken
-        self._reading: dict[int, tuple[Conversation, Reply]] = {}  # replies streaming, any chat
+        self._tickers: dict[int, Timer] = {}  # the speech bar's clock, per spoken reply
         self.log_panel = LogPanel()  # made now: the log goes to it before the screen is up
         self.log_panel.display = False
 
@@ -89,7 +95,7 @@ class ChatScreen(Screen[None]):
         # Anchored, the chat keeps its end in view at every layout while a reply grows, until
         # the user scrolls up to read; scrolling back to the end follows the reply again.
         self.query_one("#messages", VerticalScroll).anchor()
-        await self.show_conversation(self.conversation)
+        await self.show_conversation()
         self.show_speech_setting()
         self.query_one(PromptInput).focus()
 
@@ -98,8 +104,28 @@ class ChatScreen(Screen[None]):
         return self.query_one(StatusBar)
 
     @property
+    def conversation(self) -> Conversation:
+        return self.controller.conversation
+
+    @property
+    def voice(self) -> Voice:
+        return self.controller.voice
+
+    @property
+    def talk(self) -> TalkController:
+        return self.controller.talk
+
+    @property
+    def speech(self) -> SpeakReply | None:
+        return self.controller.speech
+
+    @property
+    def dictation(self) -> Handle | None:
+        return self.controller.dictation
+
+    @property
     def busy(self) -> bool:
-        return self.conversation.reply is not None
+        return self.controller.busy
 
     @property
     def talking(self) -> bool:
@@ -108,10 +134,11 @@ class ChatScreen(Screen[None]):
     @property
     def idle(self) -> bool:
         """No reply is being written or spoken."""
-        return not self.busy and self.speech is None
+        return self.controller.idle
 
-    async def show_conversation(self, conversation: Conversation) -> None:
-        self.conversation = conversation
+    async def show_conversation(self) -> None:
+        """Show the controller's chat, from its saved messages."""
+        conversation = self.conversation
         self.show_title()
         log = self.query_one("#messages", VerticalScroll)
         await log.remove_children()
@@ -160,79 +187,71 @@ class ChatScreen(Screen[None]):
             self.notify("A reply is still running: press Esc to stop it.", severity="warning")
             return
         prompt = self.query_one(PromptInput)
-        dictated = self._dictated is not None or (self._words is not None and
-                                                  bool(prompt.suggestion))
-        if self._words is not None and prompt.suggestion:
-            self._words.skip_utterance()  # it was sent as it stood: its final must not follow
+        dictating = self.dictation is not None
+        dictated = self._dictated is not None or (dictating and bool(prompt.suggestion))
+        if dictating and prompt.suggestion:
+            self.controller.sent_as_it_stood()
             prompt.show_partial("")
         prompt.clear()
         self._dictated = None
-        message_id = self.conversation.add_user(text)
+        message_id = self.controller.add_user(text, dictated)
         self._caption_heard(text)
-        if dictated:
-            self.conversation.store.mark_voice(message_id, "dictated")
         self.show_title()
         await self._mount(MessageView("user", text, message_id=message_id))
-        await self._start(self.conversation.start_reply(speak=await self._speaker()))
+        await self.controller.reply()
+        self._thinking()
 
-    async def _speaker(self) -> Speak | None:
-        """How the next reply is spoken: not at all when speech is off or there is no speaker.
-        A new reply silences the one still being spoken."""
-        if self.speech is not None:
-            self.speech.cancel("a new reply")
-        if not self.voice.config.speak_replies:
-            return None
-        try:
-            self.voice.open_speaker()
-        except BreezeError as exc:
-            self.notify(f"{exc.error.code}: {exc.error.message} — the reply is not spoken",
-                        severity="error", timeout=10)
-            return None
-        return self.voice.speak
+    def _thinking(self) -> None:
+        """A reply was asked for: the status says so at once (its view comes with
+        ReplyStarted)."""
+        self.status.state = "thinking" if self.model_ready else "loading model…"
 
-    async def _start(self, reply: Reply, view: MessageView | None = None) -> None:
+    @on(SpeakerMissing)
+    def _speaker_missing(self, missing: SpeakerMissing) -> None:
+        error = missing.error.error
+        self.notify(f"{error.code}: {error.message} — the reply is not spoken",
+                    severity="error", timeout=10)
+
+    @on(ReplyStarted)
+    async def _reply_started(self, started: ReplyStarted) -> None:
+        if started.conversation is not self.conversation:
+            return
+        reply = started.reply
+        view = self._view_of(reply.message_id)
         if view is None:
             view = MessageView("assistant", "", "streaming", reply.message_id)
             view.continuable = self._continues_replies()
             await self._mount(view)
-        else:
+        else:  # a stopped reply, continued
             view.set_state("streaming")
-        self.status.state = "thinking" if self.model_ready else "loading model…"
-        self.stream_reply(reply, view)
+        if reply.speech is not None:
+            bar = self.query_one(SpeechBar)
+            bar.start()
+            self._tickers[id(reply)] = self.set_interval(
+                0.1, lambda: bar.advance(self.voice.played_ms))
 
     async def _mount(self, view: MessageView) -> None:
         log = self.query_one("#messages", VerticalScroll)
         await log.mount(view)
         log.scroll_end(animate=False)
 
-    @work(group="reply")
-    async def stream_reply(self, reply: Reply, view: MessageView) -> None:
-        """Show the reply as it streams. When the chat is left (a new chat, another chat) the
-        view is gone but the reply is read to its end all the same: its end is saved."""
-        conversation = self.conversation
-        self._reading[id(reply)] = conversation, reply
-        bar = self.query_one(SpeechBar)
-        ticker = None
-        if reply.speech is not None:
-            self.speech = reply.speech
-            conversation.store.mark_voice(reply.message_id, "spoken")
-            bar.start()
-            ticker = self.set_interval(0.1, lambda: bar.advance(self.voice.played_ms))
+    @on(ReplyUpdate)
+    async def _reply_update(self, update: ReplyUpdate) -> None:
+        """A step of a reply. The reply of a chat no longer shown is not: it is saved."""
+        view = self._reply_view(update)
+        if view is None:
+            return
         try:
-            async for item in conversation.stream(reply):
-                try:
-                    if _in_the_chat(view):
-                        await self._show(item, reply, view)
-                except NoMatches:
-                    if _in_the_chat(view) and not self._app_closing:
-                        raise
-        finally:
-            del self._reading[id(reply)]
-            conversation.stop(reply)  # when the worker is cancelled (the app closes) mid-reply
-            if ticker is not None:
-                ticker.stop()
-            if reply.speech is not None:
-                await self._speech_ended(reply.speech, view)
+            await self._show(update.item, update.reply, view)
+        except NoMatches:
+            if _in_the_chat(view) and not self._app_closing:
+                raise
+
+    def _reply_view(self, update: ReplyStarted | ReplyUpdate | ReplyEnded) -> MessageView | None:
+        if update.conversation is not self.conversation or self._app_closing:
+            return None
+        view = self._view_of(update.reply.message_id)
+        return view if view is not None and _in_the_chat(view) else None
 
     async def _show(
         self, item: InferenceResult | SpeechEvent, reply: Reply, view: MessageView
@@ -271,24 +290,23 @@ class ChatScreen(Screen[None]):
             self.notify(f"speech: {event.error.code}: {event.error.message}",
                         severity="error", timeout=10)
 
-    async def _speech_ended(self, speech: SpeakReply, view: MessageView) -> None:
-        if self.speech is not speech:
+    @on(ReplyEnded)
+    async def _reply_ended(self, ended: ReplyEnded) -> None:
+        ticker = self._tickers.pop(id(ended.reply), None)
+        if ticker is not None:
+            ticker.stop()
+        if ended.reply.speech is None or self.speech is not None:  # another is being spoken
             return
-        self.speech = None
         self.presenter.speaking = ""
-        self.set_timer(UNMUTE_AFTER_S, self._unmute)
         if self._app_closing:
             return
         self.query_one(SpeechBar).stop()
-        if _in_the_chat(view):
+        view = self._reply_view(ended)
+        if view is not None:
             view.remove_class("-speaking")
             await view.highlight(None)
         if self.status.state == "speaking":
             self.status.state = "ready"
-
-    def _unmute(self) -> None:
-        if self.speech is None:
-            self.voice.mute.clear()
 
     async def _finished(self, reply: Reply, view: MessageView) -> None:
         result = reply.result
@@ -306,7 +324,7 @@ class ChatScreen(Screen[None]):
         for note in guardian_notes(result.metadata):
             view.add_note(note)
         if reply.replaces is not None and not reply.full_text:  # the reply it was to replace
-            await self.show_conversation(self.conversation)    # is kept: shown again
+            await self.show_conversation()                      # is kept: shown again
             if result.error is not None:
                 self.notify(f"{result.error.code}: {result.error.message}", severity="error")
         self.status.state = state  # last: the screen is whole when the state says so
@@ -314,16 +332,10 @@ class ChatScreen(Screen[None]):
     # -- actions ---------------------------------------------------------------------------
 
     def action_cancel(self) -> None:
-        """Stop everything running: the reply (and its speech), speech, dictation."""
-        reply = self.conversation.reply
-        if reply is not None:
-            reply.cancel()
+        """Stop everything running: the reply (and its speech), speech, dictation, talk."""
+        if self.busy:
             self.status.state = "stopping"
-        elif self.speech is not None:
-            self.speech.cancel()
-        if self.dictation is not None:
-            self.dictation.cancel()
-        self.talk.stop()
+        self.controller.stop()
 
     def _last_reply_view(self) -> MessageView | None:
         views = [v for v in self.query(MessageView) if v.role == "assistant"]
@@ -338,7 +350,8 @@ class ChatScreen(Screen[None]):
         if self.busy:
             return
         await view.remove()
-        await self._start(self.conversation.regenerate(message, await self._speaker()))
+        await self.controller.regenerate(message)
+        self._thinking()
 
     async def action_continue_reply(self) -> None:
         view = self._last_reply_view()
@@ -353,8 +366,8 @@ class ChatScreen(Screen[None]):
             self.notify("This runner does not continue a stopped reply: ctrl+r asks again.",
                         severity="warning")
             return
-        reply = self.conversation.start_reply(message, await self._speaker())
-        await self._start(reply, view)
+        await self.controller.continue_reply(message)
+        self._thinking()
 
     def _continues_replies(self) -> bool:
         """Whether the runner the chat's next reply goes to can continue a stopped one."""
@@ -392,15 +405,8 @@ class ChatScreen(Screen[None]):
     async def open_chat(self, session_id: int | None) -> None:
         """Leave this chat for a saved one, or a new one (None): its reply, speech and talk
         mode stop; dictation into the prompt, the runner and the parameters chosen stay."""
-        if self.conversation.reply is not None:
-            self.conversation.reply.cancel()  # its speech with it
-        elif self.speech is not None:
-            self.speech.cancel()
-        self.talk.stop()  # a spoken conversation belongs to the chat it is saved in
-        old = self.conversation
-        conversation = Conversation(old.engine, old.store, session_id)
-        conversation.params, conversation.runner = old.params, old.runner
-        await self.show_conversation(conversation)
+        self.controller.open_chat(session_id)
+        await self.show_conversation()
         if self.status.state in ("thinking", "generating", "stopping"):  # the left reply's
             self.status.state = "ready" if self.model_ready else "loading model…"
 
@@ -408,63 +414,44 @@ class ChatScreen(Screen[None]):
 
     @on(Button.Pressed, "#mic")
     def action_dictate(self) -> None:
+        """Dictate into the prompt until pressed again; with auto-send, a pause sends it."""
         if self.dictation is not None:
-            self.dictation.cancel()
+            self.controller.stop_dictation()
         elif self.talking:
             self.notify("Talk mode is listening already: press F3 to end it.")
         else:
-            self.listen()
+            self.controller.dictate()
+            self._show_dictation(True)
 
-    @work(exclusive=True, group="dictation")
-    async def listen(self) -> None:
-        """Dictate into the prompt until stopped; with auto-send, a pause sends it."""
+    @on(DictationUpdate)
+    async def _dictation_update(self, update: DictationUpdate) -> None:
         prompt = self.query_one(PromptInput)
-        words = self._words = DictationText()
-        self.dictation = handle = self.voice.dictate()
-        self._show_dictation(True)
-        heard_at = time.monotonic()
-        try:
-            async for result in handle:
-                self.status.mic_level = result.metadata.get("level_dbfs")
-                self.status.mic_muted = self.voice.mute.is_set()
-                finals = words.update(result)
-                for text in finals:
-                    prompt.add_final(text)
-                prompt.show_partial(words.partial)
-                if result.error is not None:
-                    self.notify(f"dictation: {result.error.code}: {result.error.message}",
-                                severity="error", timeout=10)
-                if finals:
-                    self._dictated = prompt.text
-                if finals or words.partial:
-                    heard_at = time.monotonic()
-                elif self._auto_send_due(heard_at):
-                    await self.send(prompt.text.strip())
-        finally:
-            handle.cancel()  # a cancelled worker (the app closing) must close the microphone
-            if self.dictation is handle:
-                self.dictation, self._words = None, None
-            if not self._app_closing:
-                prompt.show_partial("")
-                self._show_dictation(False)
+        self.status.mic_level = update.level_dbfs
+        self.status.mic_muted = update.muted
+        for text in update.finals:
+            prompt.add_final(text)
+        prompt.show_partial(update.partial)
+        if update.error is not None:
+            self.notify(f"dictation: {update.error.code}: {update.error.message}",
+                        severity="error", timeout=10)
+        if update.finals:
+            self._dictated = prompt.text
+        elif not update.partial and self._auto_send_due(update.silent_s):
+            await self.send(prompt.text.strip())
 
-    def _auto_send_due(self, heard_at: float) -> bool:
+    @on(DictationEnded)
+    def _dictation_ended(self) -> None:
+        if self.dictation is None and not self._app_closing:
+            self.query_one(PromptInput).show_partial("")
+            self._show_dictation(False)
+
+    def _auto_send_due(self, silent_s: float) -> bool:
         """A pause after dictation, and the prompt is as dictation left it (never text the
         user typed or is still correcting)."""
         pause = self.voice.config.voice.auto_send_seconds
         text = self.query_one(PromptInput).text
-        return (bool(pause) and time.monotonic() - heard_at >= pause and not self.busy
+        return (bool(pause) and silent_s >= pause and not self.busy
                 and text == self._dictated and bool(text.strip()))
-
-    def stop_all(self) -> None:
-        """The app is closing: every reply stops, with its text saved (the model is free to
-        unload at once), the microphone closes and the speaker goes silent."""
-        for conversation, reply in list(self._reading.values()):
-            conversation.stop(reply)
-        if self.dictation is not None:
-            self.dictation.cancel()
-        if self.speech is not None:
-            self.speech.cancel("the app is closing")
 
     def _show_dictation(self, on: bool) -> None:
         button = self.query_one("#mic", Button)
@@ -570,9 +557,8 @@ class ChatScreen(Screen[None]):
         config = self.voice.config
         config.speak_replies = not config.speak_replies
         if not config.speak_replies and self.speech is not None:
-            self.speech.silence()  # the reply itself goes on
+            self.controller.silence()  # the reply itself goes on
             self.query_one(SpeechBar).stop()
-            self.set_timer(UNMUTE_AFTER_S, self.voice.mute.clear)
         self.show_speech_setting()
         try:
             save_app_table(config)
