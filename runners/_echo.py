@@ -21,7 +21,11 @@ Two things are added for a voice activity detector, which hears speech at any le
 - while it converges (the first second or so) its output still holds a faint copy of Breeze's
   voice, about 40 dB down. While the speaker plays, output more than RESIDUAL_DB below what it
   played lately is taken for that residue and silenced; a user speaking over Breeze is far
-  louder than that and passes.
+  louder than that and passes;
+- now and then, early on, it passes a stretch of the echo almost whole. Output much like what
+  sounded around the time it was captured (a normalized correlation of ECHO_LIKENESS or more,
+  within the device times' error) holds that copy: the copy is taken out, and what is left
+  (a user speaking over Breeze) stays unless it is only the copy's residue.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 from typing import Any
+
+import numpy as np
 
 from breeze.engine import BreezeError
 from breeze.engine.audio import dbfs
@@ -47,6 +53,11 @@ _STALE_S = 0.5  # played audio this much older than what the microphone hears is
 # reference, and a sound server's times can be a few hundred ms off (with a shorter lead,
 # Breeze's first words came through on the null sink while the canceller searched)
 _REFERENCE_LEAD_S = 0.45
+ECHO_LIKENESS = 0.6
+_LIKENESS_WINDOW_S = 0.3  # how far the device times may be off, either way
+_LIKENESS_MIN_DBFS = -60.0  # quieter output is not worth the check
+_LIKENESS_S = 0.1
+_RESIDUE = 0.1  # what is left of the output without the copy, this small, is its residue
 
 
 class EchoCanceller:
@@ -63,6 +74,7 @@ class EchoCanceller:
         self._played_levels: deque[float] = deque([-120.0], maxlen=_ECHO_TAIL_FRAMES)
         self._quiet = _QUIET_FRAMES  # played frames of silence in a row
         self._muted = 0  # microphone frames still to silence
+        self._sounded = _Sounded(rate)
 
     def played(self, pcm: bytes, sounds_at: float | None = None) -> None:
         """What the speaker just played, and when it sounds (called on the audio thread: it
@@ -82,8 +94,11 @@ class EchoCanceller:
             data = self._heard + pcm
             whole = len(data) - len(data) % self._frame
             self._heard = data[whole:]
-            return b"".join(self._clean_frame(data[i:i + self._frame])
-                            for i in range(0, whole, self._frame))
+            out = b"".join(self._clean_frame(data[i:i + self._frame])
+                           for i in range(0, whole, self._frame))
+            if captured_at is not None and dbfs(out) > _LIKENESS_MIN_DBFS:
+                out = self._sounded.take_out(out, captured_at)
+            return out
 
     def _clean_frame(self, frame: bytes) -> bytes:
         cleaned = self._processor.process_stream(frame)
@@ -108,6 +123,7 @@ class EchoCanceller:
                 if middle <= max(stale_before, self._reference_until):
                     continue
                 self._reference_until = max(self._reference_until, 2 * middle - sounds_at)
+                self._sounded.add(sounds_at, pcm)
             self._reference += pcm
         frame, data = self._frame, self._reference
         whole = len(data) - len(data) % frame
@@ -124,6 +140,65 @@ class EchoCanceller:
         if self._quiet >= _QUIET_FRAMES:
             self._muted = ONSET_MUTE_MS // 10
         self._quiet = 0
+
+
+class _Sounded:
+    """What the speaker played lately, by when it sounded."""
+
+    _KEEP_S = 2.0
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._blocks: deque[tuple[float, np.ndarray]] = deque()
+        self._recent = np.zeros(0)  # the output lately, and when its first sample was heard
+        self._recent_at = 0.0
+
+    def add(self, sounds_at: float, pcm: bytes) -> None:
+        self._blocks.append((sounds_at, np.frombuffer(pcm, "<i2").astype(np.float64)))
+        while self._blocks[0][0] < sounds_at - self._KEEP_S:
+            self._blocks.popleft()
+
+    def take_out(self, pcm: bytes, captured_at: float) -> bytes:
+        """`pcm`, captured from `captured_at` on, less the copy it holds of what sounded then
+        (silence when nothing but the copy is left). The likeness is judged over the last
+        _LIKENESS_S of output: a block of a few ms of any voice is like something."""
+        block = np.frombuffer(pcm, "<i2").astype(np.float64)
+        contiguous = abs(self._recent_at + len(self._recent) / self.rate - captured_at) < 0.01
+        recent = np.concatenate((self._recent, block)) if contiguous else block
+        recent = recent[-round(_LIKENESS_S * self.rate):]
+        self._recent, self._recent_at = recent, captured_at + (len(block) - len(recent)) / self.rate
+        likeness, copy = self._likest(recent, self._recent_at)
+        copy = copy[-len(block):]
+        if likeness < ECHO_LIKENESS or not copy.any():
+            return pcm
+        rest = block - copy * (float(copy @ block) / float(copy @ copy))
+        if float(rest @ rest) < _RESIDUE * float(block @ block):
+            return bytes(len(pcm))
+        return np.clip(rest, -32768, 32767).astype("<i2").tobytes()
+
+    def _likest(self, heard: np.ndarray, captured_at: float) -> tuple[float, np.ndarray]:
+        """How much `heard`, captured from `captured_at` on, is like what sounded then (the
+        largest normalized correlation within the device times' error, 0 to 1), and the
+        stretch of what sounded it is most like."""
+        n, pad = len(heard), round(_LIKENESS_WINDOW_S * self.rate)
+        start, size = captured_at - _LIKENESS_WINDOW_S, n + 2 * pad
+        sounded = np.zeros(size)
+        for sounds_at, samples in self._blocks:
+            offset = round((sounds_at - start) * self.rate)
+            lo, hi = max(0, offset), min(size, offset + len(samples))
+            if lo < hi:
+                sounded[lo:hi] = samples[lo - offset:hi - offset]
+        energy = float(heard @ heard)
+        if not energy or not sounded.any():
+            return 0.0, heard
+        fft_n = 1 << (size + n).bit_length()
+        dots = np.fft.irfft(np.fft.rfft(sounded, fft_n) * np.conj(np.fft.rfft(heard, fft_n)),
+                            fft_n)[:size - n + 1]
+        power = np.concatenate(([0.0], np.cumsum(sounded ** 2)))
+        windows = np.maximum(power[n:] - power[:-n], 0.01 * energy)  # a near-silent stretch
+        likeness = np.abs(dots) / np.sqrt(windows * energy)            # is like nothing
+        best = int(np.argmax(likeness))
+        return float(likeness[best]), sounded[best:best + n]
 
 
 def _processor(rate: int) -> Any:

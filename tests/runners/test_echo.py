@@ -9,7 +9,7 @@ import asyncio
 import numpy as np
 
 from breeze.engine.audio import Pcm, dbfs
-from breeze.runners._echo import ONSET_MUTE_MS, EchoCanceller
+from breeze.runners._echo import ONSET_MUTE_MS, EchoCanceller, _Sounded
 from breeze.runners._vad import speech_probabilities
 from breeze.runners.duplex import RATE, Duplex
 from tests.runners import test_audio_in
@@ -95,6 +95,26 @@ async def test_breeze_on_the_null_sink_hears_the_user_and_not_itself(asr_sink, t
     assert max(speech_probabilities(breeze_alone)) < 0.5, "Breeze heard its own voice"
     over = b"".join(heard[alone:])
     assert sum(p >= 0.5 for p in speech_probabilities(over)) >= 20, "the user was not heard"
+
+
+def test_a_copy_of_what_sounded_is_taken_out_and_a_voice_over_it_stays():
+    """What the canceller let through whole: the copy goes, the user's voice does not."""
+    breeze, user = clip("0880")[RATE:2 * RATE], clip("0930")[RATE:RATE + RATE // 10]
+    # heard half a second in, 40 ms after it sounded (device times are that far off)
+    echo = 0.7 * breeze[int(0.46 * RATE):int(0.46 * RATE) + RATE // 10]
+
+    def taken_out(heard: np.ndarray) -> np.ndarray:
+        sounded = _Sounded(RATE)
+        sounded.add(100.0, breeze.astype("<i2").tobytes())
+        out = [sounded.take_out(heard[i:i + BLOCK].astype("<i2").tobytes(), 100.5 + i / RATE)
+               for i in range(0, len(heard), BLOCK)]
+        return np.frombuffer(b"".join(out), "<i2").astype(np.float64)
+
+    judged = slice(RATE // 20, None)  # once 50 ms of it are heard
+    assert not taken_out(echo)[judged].any()
+    assert np.array_equal(taken_out(user)[judged], user.astype("<i2")[judged])
+    left = taken_out(echo + user)[judged]  # not much like the copy: the user's voice stays
+    assert level(left) >= level(user[judged]) - 3.0
 
 
 def test_with_nothing_played_the_microphone_passes_through():
