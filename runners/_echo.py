@@ -17,7 +17,8 @@ or never heard alongside it does not.
 
 Two things are added for a voice activity detector, which hears speech at any level:
 - when the speaker starts after a quiet spell, the canceller lets its first syllables through
-  almost whole before it adapts: the microphone is silenced for ONSET_MUTE_MS then;
+  almost whole before it adapts: what the microphone captures from when they sound (by the
+  device times, else from when they are played) for ONSET_MUTE_MS is silenced;
 - while it converges (the first second or so) its output still holds a faint copy of Breeze's
   voice, about 40 dB down. While the speaker plays, output more than RESIDUAL_DB below what it
   played lately is taken for that residue and silenced; a user speaking over Breeze is far
@@ -44,6 +45,7 @@ __all__ = ["EchoCanceller"]
 _DELAY_HINT_MS = 100  # output latency + the input's block: where the delay search starts
 RESIDUAL_DB = 30.0
 ONSET_MUTE_MS = 350  # the output latency and the echo path's delay included
+_MUTE_EARLY_S = 0.05  # the mute starts this much before the device times say (their error)
 _ECHO_TAIL_FRAMES = 50  # the played level is remembered this long (10 ms frames): the echo path
 _QUIET_FRAMES = 100  # played silence this long is a quiet spell
 _ACTIVE_DBFS = -60.0  # played audio above this is sound
@@ -73,7 +75,9 @@ class EchoCanceller:
         self._lock = threading.Lock()  # the processor is not shared between threads
         self._played_levels: deque[float] = deque([-120.0], maxlen=_ECHO_TAIL_FRAMES)
         self._quiet = _QUIET_FRAMES  # played frames of silence in a row
-        self._muted = 0  # microphone frames still to silence
+        self._muted = 0  # microphone frames still to silence (without device times)
+        self._mute_span = (0.0, 0.0)  # capture times to silence (with device times)
+        self._reference_at: float | None = None  # when the unfed reference's start sounds
         self._sounded = _Sounded(rate)
 
     def played(self, pcm: bytes, sounds_at: float | None = None) -> None:
@@ -92,16 +96,21 @@ class EchoCanceller:
                 heard_until = captured_at + len(pcm) / 2 / self.rate + _REFERENCE_LEAD_S
                 self._feed_reference(captured_at - _STALE_S, heard_until)
             data = self._heard + pcm
+            start = None if captured_at is None else captured_at - len(self._heard) / 2 / self.rate
             whole = len(data) - len(data) % self._frame
             self._heard = data[whole:]
-            out = b"".join(self._clean_frame(data[i:i + self._frame])
-                           for i in range(0, whole, self._frame))
+            out = b"".join(
+                self._clean_frame(data[i:i + self._frame],
+                                  None if start is None else start + i / 2 / self.rate)
+                for i in range(0, whole, self._frame))
             if captured_at is not None and dbfs(out) > _LIKENESS_MIN_DBFS:
                 out = self._sounded.take_out(out, captured_at)
             return out
 
-    def _clean_frame(self, frame: bytes) -> bytes:
+    def _clean_frame(self, frame: bytes, captured_at: float | None) -> bytes:
         cleaned = self._processor.process_stream(frame)
+        if captured_at is not None and self._mute_span[0] <= captured_at < self._mute_span[1]:
+            return bytes(len(cleaned))
         if self._muted:
             self._muted -= 1
             return bytes(len(cleaned))
@@ -124,21 +133,29 @@ class EchoCanceller:
                     continue
                 self._reference_until = max(self._reference_until, 2 * middle - sounds_at)
                 self._sounded.add(sounds_at, pcm)
+            if not self._reference:
+                self._reference_at = sounds_at
             self._reference += pcm
-        frame, data = self._frame, self._reference
+        frame, data, at = self._frame, self._reference, self._reference_at
         whole = len(data) - len(data) % frame
         for i in range(0, whole, frame):
             self._processor.process_reverse_stream(data[i:i + frame])
-            self._heard_played(dbfs(data[i:i + frame]))
+            sounds_at = None if at is None else at + i / 2 / self.rate
+            self._heard_played(dbfs(data[i:i + frame]), sounds_at)
         self._reference = data[whole:]
+        if at is not None:
+            self._reference_at = at + whole / 2 / self.rate
 
-    def _heard_played(self, level: float) -> None:
+    def _heard_played(self, level: float, sounds_at: float | None) -> None:
         self._played_levels.append(level)
         if level < _ACTIVE_DBFS:
             self._quiet += 1
             return
         if self._quiet >= _QUIET_FRAMES:
-            self._muted = ONSET_MUTE_MS // 10
+            if sounds_at is None:
+                self._muted = ONSET_MUTE_MS // 10
+            else:
+                self._mute_span = (sounds_at - _MUTE_EARLY_S, sounds_at + ONSET_MUTE_MS / 1000)
         self._quiet = 0
 
 

@@ -64,6 +64,30 @@ def test_the_first_moment_after_a_quiet_spell_is_silenced():
     assert not muted.any()
 
 
+def test_after_a_quiet_spell_what_is_captured_when_breeze_starts_to_sound_is_silenced():
+    """With device times, the mute goes with when Breeze's first words are heard, however
+    early the canceller is given them."""
+    breeze = np.concatenate([np.zeros(RATE, np.float32), clip("0880")])
+    heard = echo_of(breeze, delay_s=0.01)
+    user = clip("0930")[: RATE // 2]  # the user, just before Breeze starts
+    heard[RATE // 2:RATE] += user
+    canceller, at, ahead = EchoCanceller(RATE), 1000.0, 10  # the player fills 200 ms ahead
+    out = []
+    for n, i in enumerate(range(0, len(breeze) - BLOCK, BLOCK)):
+        if n == 0:
+            for k in range(ahead):
+                canceller.played(breeze[k * BLOCK:(k + 1) * BLOCK].astype("<i2").tobytes(),
+                                 at + k * BLOCK / RATE)
+        j = i + ahead * BLOCK
+        canceller.played(breeze[j:j + BLOCK].astype("<i2").tobytes(), at + j / RATE)
+        out.append(canceller.clean(heard[i:i + BLOCK].astype("<i2").tobytes(), at + i / RATE))
+    samples = np.frombuffer(b"".join(out), "<i2")
+    onset = RATE  # Breeze starts to sound after a second of silence
+    assert not samples[onset:onset + ONSET_MUTE_MS * RATE // 1000].any()
+    before = samples[RATE // 2:onset - RATE // 10]
+    assert level(before) > level(user[: len(before)]) - 3.0, "the user before it was lost"
+
+
 async def test_breeze_on_the_null_sink_hears_the_user_and_not_itself(asr_sink, tmp_path,
                                                                     monkeypatch):
     """The monitor is a perfect echo path: every sample Breeze plays comes back."""
