@@ -71,7 +71,7 @@ _OVERLAP_WORDS = 3
 @dataclass(frozen=True, slots=True)
 class WhisperSettings:
     beam_size: int = 5  # the final decode; partials are greedy
-    partial_interval_s: float = 0.5
+    partial_interval_s: float = 0.3
     partials: bool = True  # False when only finals are shown (stream_mode "sentence")
     vad: VadSettings = VadSettings()
 
@@ -83,7 +83,7 @@ class WhisperSettings:
         )
         return cls(
             beam_size=int(params.get("beam_size") or 5),
-            partial_interval_s=int(params.get("partial_interval_ms") or 500) / 1000,
+            partial_interval_s=int(params.get("partial_interval_ms") or 300) / 1000,
             partials=params.get("stream_mode") != "sentence",
             vad=vad,
         )
@@ -116,7 +116,7 @@ class WhisperRunner(AsrRunner):
             *asr_params(),
             ParamSpec("beam_size", int, 5, 1, 10,
                       description="beam width of the final decode of an utterance"),
-            ParamSpec("partial_interval_ms", int, 500, 100, 10000,
+            ParamSpec("partial_interval_ms", int, 300, 100, 10000,
                       description="decode the utterance in progress this often (of audio "
                                   "heard and of time passed)"),
             ParamSpec("vad_threshold", float, 0.5, 0.05, 0.95,
@@ -177,8 +177,10 @@ class _Decoder:
     An utterance is heard in a window of its own length (at least WINDOW_FLOOR_S, with
     WINDOW_TAIL_S of silence after it), not in Whisper's whole 30 s: the encoder's cost grows
     with the window, and for a few seconds of speech the 30 s window is most of a decode's
-    time. A decode that fails Whisper's checks in its window (a loop, an unsure transcript)
-    is done again as faster-whisper does it, in 30 s windows with its temperature fallback.
+    time. A final decode that fails Whisper's checks in its window (a loop, an unsure
+    transcript) is done again as faster-whisper does it, in 30 s windows with its temperature
+    fallback; a partial one is not worth that time (the first half second of speech often
+    fails them): it gives None, and the partial shown stays.
     """
 
     def __init__(self, model: Any, runner: WhisperRunner) -> None:
@@ -191,19 +193,28 @@ class _Decoder:
         self._prompt = model.get_prompt(self._tokenizer, [], without_timestamps=True)
         self._suppressed = get_suppressed_tokens(self._tokenizer, [-1])
 
-    def pieces(self, utterance: Utterance, *, beam_size: int, final: bool) -> list[_Piece]:
+    def final(self, utterance: Utterance, beam_size: int) -> list[_Piece]:
+        words = self._decode(utterance, beam_size, fall_back=True)
+        assert words is not None  # the 30 s windows always give words (or none)
+        return _pieces(words, utterance.start_s)
+
+    def partial(self, utterance: Utterance) -> list[_Piece] | None:
+        """The utterance so far, greedy; None when Whisper is unsure of it."""
+        words = self._decode(utterance, 1, fall_back=False)
+        return None if words is None else _pieces(words, utterance.start_s)
+
+    def _decode(self, utterance: Utterance, beam_size: int, *, fall_back: bool
+                ) -> list[_RawWord] | None:
         samples = utterance.samples()
         try:
             words = self._in_window(samples, beam_size)
-            if words is None:
-                words = self._in_30s_windows(samples, beam_size, final)
+            if words is None and fall_back:
+                words = self._in_30s_windows(samples, beam_size)
+            return words
         except (RuntimeError, ValueError) as exc:
             raise BreezeError("E101", f"Whisper failed to decode: {exc}") from None
         finally:
             self._runner.decodes += 1
-        offset = utterance.start_s
-        return [_Piece(Word(raw.strip(), offset + start, offset + end, probability), raw)
-                for raw, start, end, probability in words if raw.strip()]
 
     def _in_window(self, samples: Any, beam_size: int) -> list[_RawWord] | None:
         """The words of `samples` decoded in a window of their length; [] for no speech;
@@ -236,15 +247,12 @@ class _Decoder:
         return [(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
                 for w in aligned]
 
-    def _in_30s_windows(self, samples: Any, beam_size: int, final: bool) -> list[_RawWord]:
-        options: dict[str, Any] = {"beam_size": beam_size}
-        if not final:
-            options["temperature"] = 0.0  # a partial is not worth the fallback decodes
+    def _in_30s_windows(self, samples: Any, beam_size: int) -> list[_RawWord]:
         segments, _info = self._model.transcribe(
-            samples, language="en", word_timestamps=True,
+            samples, language="en", word_timestamps=True, beam_size=beam_size,
             condition_on_previous_text=False, vad_filter=False,
             no_speech_threshold=NO_SPEECH_PROB, log_prob_threshold=LOG_PROB_FLOOR,
-            compression_ratio_threshold=COMPRESSION_RATIO_CEILING, **options,
+            compression_ratio_threshold=COMPRESSION_RATIO_CEILING,
         )
         return [(w.word, float(w.start), float(w.end), float(w.probability))
                 for segment in segments if _is_speech(segment) for w in (segment.words or ())]
@@ -262,7 +270,9 @@ class _WhisperRecognizer:
         self._vad = Segmenter(settings.vad)
         self._agreement = _LocalAgreement()
         self._partial = Hypothesis("")
-        self._decoded_to = 0.0  # the stream time the last partial decode heard up to
+        # the stream time the last partial decode of this utterance heard up to: none yet,
+        # so an utterance is decoded as soon as the detector hears speech in it
+        self._decoded_to = -math.inf
         self._decoded_at = -math.inf  # perf_counter when the last partial decode started
         self._interval = settings.partial_interval_s
 
@@ -296,26 +306,28 @@ class _WhisperRecognizer:
     def _restart(self) -> None:
         self._partial = Hypothesis("")
         self._agreement = _LocalAgreement()
-        self._decoded_to = self._vad.position_s
+        self._decoded_to = -math.inf
 
     def _decode_partial(self, utterance: Utterance) -> Hypothesis:
         started = self._decoded_at = time.perf_counter()
-        pieces = self._decoder.pieces(utterance, beam_size=1, final=False)
+        pieces = self._decoder.partial(utterance)
         self._interval = max(self._settings.partial_interval_s,
                              _BACKLOG * (time.perf_counter() - started))
         self._decoded_to = utterance.end_s
+        if pieces is None:
+            return self._partial
         shown = self._agreement.update(pieces)
         return _hypothesis(shown, final=False, stable=len(self._agreement.stable))
 
     def _final(self, utterance: Utterance) -> Hypothesis:
-        pieces = self._decoder.pieces(utterance, beam_size=self._settings.beam_size, final=True)
+        pieces = self._decoder.final(utterance, self._settings.beam_size)
         self._restart()
         return _hypothesis(pieces, final=True)
 
     def _cut(self, utterance: Utterance) -> Hypothesis:
         """An utterance too long for Whisper's window: its words up to one that ends well
         before the cut are final; the audio after that word is the utterance in progress."""
-        pieces = self._decoder.pieces(utterance, beam_size=self._settings.beam_size, final=True)
+        pieces = self._decoder.final(utterance, self._settings.beam_size)
         kept = [p for p in pieces if p.word.end <= utterance.end_s - _KEEP_TAIL_S]
         cut = kept[-1].word.end if kept else utterance.end_s - _KEEP_TAIL_S
         self._vad.drop_until(cut)
@@ -338,6 +350,12 @@ class _Piece:
     def key(self) -> str:
         """What two decodes must agree on: the word without case or punctuation."""
         return _WORD_KEY.sub("", self.word.word.lower())
+
+
+def _pieces(words: list[_RawWord], offset: float) -> list[_Piece]:
+    """Decoded words as pieces, timed in the stream (the utterance starts at `offset`)."""
+    return [_Piece(Word(raw.strip(), offset + start, offset + end, probability), raw)
+            for raw, start, end, probability in words if raw.strip()]
 
 
 def _hypothesis(pieces: list[_Piece], *, final: bool, stable: int | None = None) -> Hypothesis:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from breeze.engine import (
+    CancelToken,
     Capability,
     Engine,
     EngineSettings,
@@ -25,7 +26,13 @@ from breeze.runners import whisper_asr
 from breeze.runners._asr import Word
 from breeze.runners.pocketsphinx_asr import PocketsphinxRunner
 from breeze.runners.vosk_asr import VoskRunner
-from breeze.runners.whisper_asr import WhisperRunner, _LocalAgreement, _Piece
+from breeze.runners.whisper_asr import (
+    WhisperRunner,
+    WhisperSettings,
+    _LocalAgreement,
+    _Piece,
+    _WhisperRecognizer,
+)
 from tests.runners import test_audio_in
 from tests.runners.test_audio_in import no_recording_left, play
 from tests.runners.test_vosk import counting
@@ -104,12 +111,12 @@ async def test_chunk_mode_streams_partials_then_final_utterances(engine):
     assert partials and all("stable_words" in r.metadata for r in partials)
     for result in finals:
         assert "stable_words" not in result.metadata
-    # speech is heard before its first words are decoded, and not in the pause between
+    # speech is heard (and decoded at once), and the pause between is not
     in_progress = [r for r in results[:-1] if not r.metadata["is_final"]]
     hearing = [r.metadata["hearing"] for r in in_progress]
     assert hearing[0] is False and True in hearing
     first = hearing.index(True)
-    assert not in_progress[first].outputs["segment"], "speech is heard before its words"
+    assert all(not r.outputs["segment"] for r in in_progress[:first]), "words before speech"
     assert False in hearing[first:], "no pause heard between the sentences"
 
 
@@ -142,6 +149,28 @@ async def test_sentence_mode_gives_one_result_per_utterance(engine, runner):
 
 def pieces(*spec: tuple[str, float]) -> list[_Piece]:
     return [_Piece(Word(text, start, start + 0.3, 0.9), f" {text}") for text, start in spec]
+
+
+def test_a_partial_whisper_is_unsure_of_leaves_the_shown_partial_and_costs_no_more_decodes():
+    class Unsure:
+        """Sure of the first half second of speech only."""
+
+        calls = 0
+
+        def partial(self, utterance):
+            self.calls += 1
+            return pieces(("Ten", 0.3)) if self.calls == 1 else None
+
+    decoder = Unsure()
+    recognizer = _WhisperRecognizer(decoder, CancelToken(),
+                                    WhisperSettings(partial_interval_s=0.0))
+    audio = gap(0.5) + clip("0930")[: 2 * RATE * 2]
+    shown = []
+    for i in range(0, len(audio), 3200):
+        shown += [h.text for h in recognizer.accept(audio[i:i + 3200]) if not h.final]
+    recognizer.close()
+    assert decoder.calls >= 3, "the partial was decoded again"
+    assert shown[-1] == "Ten"
 
 
 def test_local_agreement_settles_what_two_decodes_agree_on():
