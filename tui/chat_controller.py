@@ -182,14 +182,9 @@ class ChatController:
 
     def stop(self) -> None:
         """Stop what runs: the reply (with its speech), speech, dictation, talk mode (Esc)."""
-        reply = self.conversation.reply
-        if reply is not None:
-            reply.cancel()
-        elif self.speech is not None:
-            self.speech.cancel()
+        self._stop_voice_and_reply()
         if self.dictation is not None:
             self.dictation.cancel()
-        self.talk.stop()
 
     def silence(self) -> None:
         """Speech was turned off: the reply being spoken goes on, unspoken."""
@@ -200,15 +195,19 @@ class ChatController:
     def open_chat(self, session_id: int | None) -> Conversation:
         """Leave this chat for a saved one, or a new one (None): its reply, speech and talk
         mode stop; dictation, the runner and the parameters chosen stay."""
-        if self.conversation.reply is not None:
-            self.conversation.reply.cancel()  # its speech with it
-        elif self.speech is not None:
-            self.speech.cancel()
-        self.talk.stop()  # a spoken conversation belongs to the chat it is saved in
+        self._stop_voice_and_reply()  # a spoken conversation belongs to the chat it is saved in
         old = self.conversation
         self.conversation = Conversation(old.engine, old.store, session_id)
         self.conversation.params, self.conversation.runner = old.params, old.runner
         return self.conversation
+
+    def _stop_voice_and_reply(self) -> None:
+        """The reply stops (its speech with it), or the speech still going, and talk mode."""
+        if self.conversation.reply is not None:
+            self.conversation.reply.cancel()
+        elif self.speech is not None:
+            self.speech.cancel()
+        self.talk.stop()
 
     def close(self) -> None:
         """The app is closing: every reply stops, with its text saved (the model is free to
