@@ -20,8 +20,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ..cancel import CancelToken
 from ..errors import BreezeError
@@ -36,6 +35,9 @@ from .catalog import (
     packaged_file,
     read_record,
 )
+
+if TYPE_CHECKING:  # imported where a download starts: it costs every command ~0.1 s
+    import httpx
 
 __all__ = [
     "HF_ENDPOINT",
@@ -169,6 +171,8 @@ def pull(
         _delete(files)
     digest = ""
     if not files.dest.exists():  # an archive kept from an unpacking that was cancelled is reused
+        import httpx
+
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         digest = _obtain(entry, files, progress, token, timeout)
     if entry.archive:
@@ -360,6 +364,8 @@ def _fetch(
 ) -> _Announced:
     """Stream the entry's URL into `part`, resuming what is there; raise E500 on any failure,
     and when the body ends before the size announced (the `.part` is kept for a resume)."""
+    import httpx
+
     url, expected = download_url(entry), entry.size
     offset = part.stat().st_size if part.exists() else 0
     if expected and offset > expected:
