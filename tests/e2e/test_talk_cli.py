@@ -1,16 +1,19 @@
-"""`breeze talk` as a user runs it, with the null sink as the room: the sink's monitor is the
-microphone, so it hears everything Breeze says (a perfect echo path), and recordings of human
-speech played into the same sink are the user, cutting in when the test says so."""
+"""`breeze talk` and the app's talk mode as a user runs them, with the null sink as the room:
+the sink's monitor is the microphone, so it hears everything Breeze says (a perfect echo path),
+and recordings of human speech played into the same sink are the user, cutting in when the
+test says so."""
 
 from __future__ import annotations
 
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import pytest
 
 from tests.e2e.test_cli import BREEZE
 from tests.e2e.test_dictate import heard, pulse_client_env
+from tests.e2e.test_tui_tmux import keys, tmux_command, wait_screen
 from tests.runners import test_audio_in
 from tests.runners.test_audio_in import play
 from tests.runners.test_whisper_speech import Clip, human_speech
@@ -164,3 +168,73 @@ def test_three_spoken_turns_with_a_barge_in_and_no_self_interruption(talking, as
     for cut in talk.of("interrupted"):
         assert cut_in_from <= cut["at"] <= cut_in_to + 1.0, talk.events
     assert not talk.of("echo_ignored"), "Breeze's own voice came through the echo canceller"
+
+
+
+def after(text: str, marker: str) -> str:
+    """What the screen shows after the last line holding `marker` ('' when none does)."""
+    lines = text.splitlines()
+    hits = [i for i, line in enumerate(lines) if marker in line.lower()]
+    return "\n".join(lines[hits[-1] + 1:]) if hits else ""
+
+
+def test_breeze_talk_in_a_terminal_says_when_it_listens_and_holds_a_conversation(
+        env, asr_sink, tmp_path):
+    """`breeze talk` in tmux, as a person reads it: told to speak once it hears, the user's
+    words on a line, Breeze's reply streamed after them, a cut-in noted, each turn timed."""
+    assert shutil.which("tmux"), "tmux is not installed: run `make test`"
+    spoken = clips()
+    name = f"talk-{uuid.uuid4().hex[:8]}"
+    tmux_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    command = f"{BREEZE} talk -p max_tokens=70 -p temperature=0; echo exit $?; sleep 600"
+    subprocess.run(tmux_command(name, "new-session", "-d", "-s", name, "-x", "200", "-y", "60",
+                                command), check=True, env=tmux_env)
+    try:
+        wait_screen(name, lambda s: "listening: speak" in s, timeout=180)
+        say(spoken["0880"], tmp_path, asr_sink).wait(timeout=30)
+        wait_screen(name, lambda s: "breeze: " in after(s, "you: "), timeout=120)
+        time.sleep(2.0)  # into the reply (written at once, spoken from its first sentence on)
+        say(spoken["0930"], tmp_path, asr_sink).wait(timeout=30)  # the user cuts in
+        wait_screen(name, lambda s: "(interrupted after:" in s
+                    and "end of turn" in after(s, "you: "), timeout=120)
+        say(spoken["0870"], tmp_path, asr_sink).wait(timeout=30)
+        wait_screen(name, lambda s: "end of turn" in after(s, "dashwood"), timeout=120)
+        keys(name, "C-c")
+        shown = wait_screen(name, lambda s: "exit " in s, timeout=30)
+    finally:
+        subprocess.run(tmux_command(name, "kill-server"), check=False)
+    assert "exit 0" in shown, shown
+    said = heard(spoken["0880"].text)
+    first_turn = shown.split("you: ", 1)[1].split("\n", 1)[0]
+    assert len(heard(first_turn) & said) >= 0.6 * len(said), shown
+    assert shown.count("(interrupted after:") == 1, shown  # Breeze never cut itself off
+    assert "ignored my own voice" not in shown, shown
+
+
+def test_the_apps_talk_mode_in_a_terminal_holds_a_conversation_with_a_cut_in(
+        env, asr_sink, tmp_path):
+    """The app in tmux: F3, three spoken turns (one cut in on), each reply with its timings
+    under it, F3 again, and Breeze never cut itself off."""
+    spoken = clips()
+    name = f"app-{uuid.uuid4().hex[:8]}"
+    tmux_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    subprocess.run(tmux_command(name, "new-session", "-d", "-s", name, "-x", "120", "-y", "70",
+                                BREEZE), check=True, env=tmux_env)
+    try:
+        wait_screen(name, lambda s: "ready" in s, timeout=180)
+        keys(name, "F3")
+        wait_screen(name, lambda s: "talk · listening" in s, timeout=180)
+        say(spoken["0880"], tmp_path, asr_sink).wait(timeout=30)
+        wait_screen(name, lambda s: "talk · speaking" in s, timeout=120)
+        time.sleep(1.0)  # into the reply, as people cut in
+        say(spoken["0930"], tmp_path, asr_sink).wait(timeout=30)  # the user cuts in
+        wait_screen(name, lambda s: "interrupted —" in s and "talk · listening" in s
+                    and s.count("transcript") >= 2, timeout=120)
+        say(spoken["0870"], tmp_path, asr_sink).wait(timeout=30)
+        wait_screen(name, lambda s: "transcript" in after(s, "dashwood")
+                    and "talk · listening" in s, timeout=120)
+        keys(name, "F3")
+        shown = wait_screen(name, lambda s: "talk ·" not in s and "ready" in s, timeout=30)
+    finally:
+        subprocess.run(tmux_command(name, "kill-server"), check=False)
+    assert shown.count("interrupted —") == 1, shown  # Breeze never cut itself off

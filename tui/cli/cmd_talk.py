@@ -84,8 +84,6 @@ async def _converse(engine: Engine, config: AppConfig, options: TalkOptions, jso
     answered = 0
     ended = TalkEnded("stopped")
     try:
-        if not json_:
-            _note("listening: speak, and cut in whenever you like (Ctrl+C stops)")
         async for event in talk:
             show(event)
             if isinstance(event, TurnDone) and event.finish_reason in ("stop", "length",
@@ -122,6 +120,7 @@ class _Printer:
 
     def __init__(self) -> None:
         self._replying = False
+        self._listened = False
 
     def show(self, event: TalkEvent) -> None:
         if isinstance(event, Heard) and event.final:
@@ -146,6 +145,9 @@ class _Printer:
             _note(f"{event.error.code}: {event.error.message}")
         elif isinstance(event, StateChanged) and event.state == "listening":
             self._end_reply()
+            if not self._listened:  # the microphone delivers: words said now are heard
+                self._listened = True
+                _note("listening: speak, and cut in whenever you like (Ctrl+C stops)")
 
     def _end_reply(self) -> None:
         if self._replying:
