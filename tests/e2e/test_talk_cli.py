@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,19 @@ def test_three_spoken_turns_with_a_barge_in_and_no_self_interruption(talking, as
     assert not talk.of("echo_ignored"), "Breeze's own voice came through the echo canceller"
 
 
+@contextmanager
+def terminal(command: str, env: dict[str, str], width: int, height: int) -> Iterator[str]:
+    """`command` running in a tmux session of its own (its name), in the test's environment."""
+    assert shutil.which("tmux"), "tmux is not installed: run `make test`"
+    name = f"breeze-{uuid.uuid4().hex[:8]}"
+    tmux_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    subprocess.run(tmux_command(name, "new-session", "-d", "-s", name, "-x", str(width),
+                                "-y", str(height), command), check=True, env=tmux_env)
+    try:
+        yield name
+    finally:
+        subprocess.run(tmux_command(name, "kill-server"), check=False)
+
 
 def after(text: str, marker: str) -> str:
     """What the screen shows after the last line holding `marker` ('' when none does)."""
@@ -182,14 +196,9 @@ def test_breeze_talk_in_a_terminal_says_when_it_listens_and_holds_a_conversation
         env, asr_sink, tmp_path):
     """`breeze talk` in tmux, as a person reads it: told to speak once it hears, the user's
     words on a line, Breeze's reply streamed after them, a cut-in noted, each turn timed."""
-    assert shutil.which("tmux"), "tmux is not installed: run `make test`"
     spoken = clips()
-    name = f"talk-{uuid.uuid4().hex[:8]}"
-    tmux_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
     command = f"{BREEZE} talk -p max_tokens=70 -p temperature=0; echo exit $?; sleep 600"
-    subprocess.run(tmux_command(name, "new-session", "-d", "-s", name, "-x", "200", "-y", "60",
-                                command), check=True, env=tmux_env)
-    try:
+    with terminal(command, env, 200, 60) as name:
         wait_screen(name, lambda s: "listening: speak" in s, timeout=180)
         say(spoken["0880"], tmp_path, asr_sink).wait(timeout=30)
         wait_screen(name, lambda s: "breeze: " in after(s, "you: "), timeout=120)
@@ -201,8 +210,6 @@ def test_breeze_talk_in_a_terminal_says_when_it_listens_and_holds_a_conversation
         wait_screen(name, lambda s: "end of turn" in after(s, "dashwood"), timeout=120)
         keys(name, "C-c")
         shown = wait_screen(name, lambda s: "exit " in s, timeout=30)
-    finally:
-        subprocess.run(tmux_command(name, "kill-server"), check=False)
     assert "exit 0" in shown, shown
     said = heard(spoken["0880"].text)
     first_turn = shown.split("you: ", 1)[1].split("\n", 1)[0]
@@ -216,11 +223,7 @@ def test_the_apps_talk_mode_in_a_terminal_holds_a_conversation_with_a_cut_in(
     """The app in tmux: F3, three spoken turns (one cut in on), each reply with its timings
     under it, F3 again, and Breeze never cut itself off."""
     spoken = clips()
-    name = f"app-{uuid.uuid4().hex[:8]}"
-    tmux_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
-    subprocess.run(tmux_command(name, "new-session", "-d", "-s", name, "-x", "120", "-y", "70",
-                                BREEZE), check=True, env=tmux_env)
-    try:
+    with terminal(BREEZE, env, 120, 70) as name:
         wait_screen(name, lambda s: "ready" in s, timeout=180)
         keys(name, "F3")
         wait_screen(name, lambda s: "talk · listening" in s, timeout=180)
@@ -235,6 +238,4 @@ def test_the_apps_talk_mode_in_a_terminal_holds_a_conversation_with_a_cut_in(
                     and "talk · listening" in s, timeout=120)
         keys(name, "F3")
         shown = wait_screen(name, lambda s: "talk ·" not in s and "ready" in s, timeout=30)
-    finally:
-        subprocess.run(tmux_command(name, "kill-server"), check=False)
     assert shown.count("interrupted —") == 1, shown  # Breeze never cut itself off
