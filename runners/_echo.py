@@ -15,7 +15,7 @@ when each was captured) the played audio is fed to the canceller as the micropho
 what sounds up to a little after a captured block goes in before that block, what was replaced
 or never heard alongside it does not.
 
-Two things are added for a voice activity detector, which hears speech at any level:
+Four things are added for a voice activity detector, which hears speech at any level:
 - when the speaker starts after a quiet spell, the canceller lets its first syllables through
   almost whole before it adapts: what the microphone captures from when they sound (by the
   device times, else from when they are played) for ONSET_MUTE_MS is silenced;
@@ -26,7 +26,12 @@ Two things are added for a voice activity detector, which hears speech at any le
 - now and then, early on, it passes a stretch of the echo almost whole. Output much like what
   sounded around the time it was captured (a normalized correlation of ECHO_LIKENESS or more,
   within the device times' error) holds that copy: the copy is taken out, and what is left
-  (a user speaking over Breeze) stays unless it is only the copy's residue.
+  (a user speaking over Breeze) stays unless it is only the copy's residue;
+- on an echo path with no loss (a sound server's monitor of the output picked as the
+  microphone, or a null sink) it lapses for seconds at a time, even late, and passes what it
+  lets through filtered, too unlike what sounded for the check above. What the microphone
+  heard lately that is nothing but a copy of what sounded then is silenced; in a room, reverb
+  and noise keep a microphone from ever hearing such a copy.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ class EchoCanceller:
         self._mute_span = (0.0, 0.0)  # capture times to silence (with device times)
         self._reference_at: float | None = None  # when the unfed reference's start sounds
         self._sounded = _Sounded(rate)
+        self._lately = _Lately(rate)  # what the microphone heard lately, echo and all
 
     def played(self, pcm: bytes, sounds_at: float | None = None) -> None:
         """What the speaker just played, and when it sounds (called on the audio thread: it
@@ -103,7 +109,12 @@ class EchoCanceller:
                 self._clean_frame(data[i:i + self._frame],
                                   None if start is None else start + i / 2 / self.rate)
                 for i in range(0, whole, self._frame))
-            if captured_at is not None and dbfs(out) > _LIKENESS_MIN_DBFS:
+            if captured_at is None:
+                return out
+            self._lately.add(pcm, captured_at)
+            if dbfs(out) > _LIKENESS_MIN_DBFS:
+                if self._sounded.is_copy(self._lately):
+                    return bytes(len(out))
                 out = self._sounded.take_out(out, captured_at)
             return out
 
@@ -167,24 +178,25 @@ class _Sounded:
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self._blocks: deque[tuple[float, np.ndarray]] = deque()
-        self._recent = np.zeros(0)  # the output lately, and when its first sample was heard
-        self._recent_at = 0.0
+        self._output = _Lately(rate)  # what the canceller let through lately
 
     def add(self, sounds_at: float, pcm: bytes) -> None:
         self._blocks.append((sounds_at, np.frombuffer(pcm, "<i2").astype(np.float64)))
         while self._blocks[0][0] < sounds_at - self._KEEP_S:
             self._blocks.popleft()
 
+    def is_copy(self, heard: _Lately) -> bool:
+        """Whether what the microphone heard lately is nothing but a copy of what sounded
+        then: all but _RESIDUE of it is explained by that copy."""
+        likeness, _ = self._likest(heard.samples, heard.at)
+        return likeness ** 2 > 1.0 - _RESIDUE
+
     def take_out(self, pcm: bytes, captured_at: float) -> bytes:
         """`pcm`, captured from `captured_at` on, less the copy it holds of what sounded then
         (silence when nothing but the copy is left). The likeness is judged over the last
         _LIKENESS_S of output: a block of a few ms of any voice is like something."""
-        block = np.frombuffer(pcm, "<i2").astype(np.float64)
-        contiguous = abs(self._recent_at + len(self._recent) / self.rate - captured_at) < 0.01
-        recent = np.concatenate((self._recent, block)) if contiguous else block
-        recent = recent[-round(_LIKENESS_S * self.rate):]
-        self._recent, self._recent_at = recent, captured_at + (len(block) - len(recent)) / self.rate
-        likeness, copy = self._likest(recent, self._recent_at)
+        block = self._output.add(pcm, captured_at)
+        likeness, copy = self._likest(self._output.samples, self._output.at)
         copy = copy[-len(block):]
         if likeness < ECHO_LIKENESS or not copy.any():
             return pcm
@@ -216,6 +228,27 @@ class _Sounded:
         likeness = np.abs(dots) / np.sqrt(windows * energy)            # is like nothing
         best = int(np.argmax(likeness))
         return float(likeness[best]), sounded[best:best + n]
+
+
+class _Lately:
+    """The last _LIKENESS_S of a stream of blocks, and when its first sample was captured.
+    Blocks follow on from each other though their times jitter a little."""
+
+    _JITTER_S = 0.03
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.samples = np.zeros(0)
+        self.at = 0.0
+
+    def add(self, pcm: bytes, captured_at: float) -> np.ndarray:
+        """The block `pcm`, captured from `captured_at` on, as samples."""
+        block = np.frombuffer(pcm, "<i2").astype(np.float64)
+        follows = abs(self.at + len(self.samples) / self.rate - captured_at) < self._JITTER_S
+        lately = np.concatenate((self.samples, block)) if follows else block
+        self.samples = lately[-round(_LIKENESS_S * self.rate):]
+        self.at = captured_at + (len(block) - len(self.samples)) / self.rate
+        return block
 
 
 def _processor(rate: int) -> Any:
