@@ -27,7 +27,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -194,23 +195,24 @@ class _Decoder:
         self._suppressed = get_suppressed_tokens(self._tokenizer, [-1])
 
     def final(self, utterance: Utterance, beam_size: int) -> list[_Piece]:
-        words = self._decode(utterance, beam_size, fall_back=True)
-        assert words is not None  # the 30 s windows always give words (or none)
+        samples = utterance.samples()
+        with self._decoding():
+            words = self._in_window(samples, beam_size)
+            if words is None:
+                words = self._in_30s_windows(samples, beam_size)
         return _pieces(words, utterance.start_s)
 
     def partial(self, utterance: Utterance) -> list[_Piece] | None:
         """The utterance so far, greedy; None when Whisper is unsure of it."""
-        words = self._decode(utterance, 1, fall_back=False)
+        with self._decoding():
+            words = self._in_window(utterance.samples(), 1)
         return None if words is None else _pieces(words, utterance.start_s)
 
-    def _decode(self, utterance: Utterance, beam_size: int, *, fall_back: bool
-                ) -> list[_RawWord] | None:
-        samples = utterance.samples()
+    @contextmanager
+    def _decoding(self) -> Iterator[None]:
+        """One decode: counted, and Whisper's failures told as E101."""
         try:
-            words = self._in_window(samples, beam_size)
-            if words is None and fall_back:
-                words = self._in_30s_windows(samples, beam_size)
-            return words
+            yield
         except (RuntimeError, ValueError) as exc:
             raise BreezeError("E101", f"Whisper failed to decode: {exc}") from None
         finally:

@@ -8,14 +8,11 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,7 @@ import pytest
 
 from tests.e2e.test_cli import BREEZE
 from tests.e2e.test_dictate import heard, pulse_client_env
-from tests.e2e.test_tui_tmux import keys, tmux_command, wait_screen
+from tests.e2e.test_tui_tmux import keys, terminal, wait_screen
 from tests.runners import test_audio_in
 from tests.runners.test_audio_in import play
 from tests.runners.test_whisper_speech import Clip, human_speech
@@ -169,20 +166,6 @@ def test_three_spoken_turns_with_a_barge_in_and_no_self_interruption(talking, as
     for cut in talk.of("interrupted"):
         assert cut_in_from <= cut["at"] <= cut_in_to + 1.0, talk.events
     assert not talk.of("echo_ignored"), "Breeze's own voice came through the echo canceller"
-
-
-@contextmanager
-def terminal(command: str, env: dict[str, str], width: int, height: int) -> Iterator[str]:
-    """`command` running in a tmux session of its own (its name), in the test's environment."""
-    assert shutil.which("tmux"), "tmux is not installed: run `make test`"
-    name = f"breeze-{uuid.uuid4().hex[:8]}"
-    tmux_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
-    subprocess.run(tmux_command(name, "new-session", "-d", "-s", name, "-x", str(width),
-                                "-y", str(height), command), check=True, env=tmux_env)
-    try:
-        yield name
-    finally:
-        subprocess.run(tmux_command(name, "kill-server"), check=False)
 
 
 def after(text: str, marker: str) -> str:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,19 +43,28 @@ def tmux_present(tmp_path):
     yield from _session(tmp_path, "--present")
 
 
-def _session(tmp_path, *args: str):
-    assert shutil.which("tmux"), "tmux is not installed: run `make test`"
-    name = f"breeze-{uuid.uuid4().hex[:8]}"
+def _session(tmp_path, *args: str) -> Iterator[str]:
     xdg = " ".join(
         f"XDG_{d.upper()}_HOME={tmp_path / d}" for d in ("config", "data", "cache", "state")
     )
-    # An explicit environment: a native library loaded by an earlier test may have set
-    # COLUMNS and LINES under Python's os.environ; they would override the pane's real size.
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    subprocess.run(tmux_command(name, "new-session", "-d", "-s", name, "-x", "100", "-y", "24",
-                                f"env {xdg} {BREEZE} {' '.join(args)}"), check=True, env=env)
-    yield name
-    subprocess.run(tmux_command(name, "kill-server"), check=False)
+    with terminal(f"env {xdg} {BREEZE} {' '.join(args)}", dict(os.environ), 100, 24) as name:
+        yield name
+
+
+@contextmanager
+def terminal(command: str, env: dict[str, str], width: int, height: int) -> Iterator[str]:
+    """`command` running in a tmux session of its own (its name), in the environment `env`."""
+    assert shutil.which("tmux"), "tmux is not installed: run `make test`"
+    name = f"breeze-{uuid.uuid4().hex[:8]}"
+    # A native library loaded by an earlier test may have set COLUMNS and LINES under
+    # Python's os.environ; they would override the pane's real size.
+    tmux_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    subprocess.run(tmux_command(name, "new-session", "-d", "-s", name, "-x", str(width),
+                                "-y", str(height), command), check=True, env=tmux_env)
+    try:
+        yield name
+    finally:
+        subprocess.run(tmux_command(name, "kill-server"), check=False)
 
 
 def screen(session: str) -> str:
