@@ -1,13 +1,17 @@
 """`breeze ask --json` as a process vs a process streaming llama-cpp-python's own chat API.
 
-Both processes get the same model file (the embedded SmolLM2), prompt, greedy sampling,
+All processes get the same model file (the embedded SmolLM2), prompt, greedy sampling,
 threads and 256 tokens; each prints one JSON line per streamed piece (breeze a result, the
-other llama-cpp-python's chunk). The parent times the lines as they arrive: tokens/s from the
+others llama-cpp-python's chunk). The parent times the lines as they arrive: tokens/s from the
 first to the last line with text, and first text from the moment the process is started
-(start-up, model load and prompt included). Runs alternate, which one goes first swapping
-from pair to pair; the ratio is the median of the pairs' ratios, with their range. `breeze`
-runs as installed, with its default settings (the guardian on) in fresh config and data
-directories. Tokens are counted once, by breeze, for both: the texts are compared.
+(start-up, model load and prompt included). Runs go in rounds of three, which one goes first
+turning from round to round; each ratio is the median of the rounds' ratios, with their range.
+`breeze` runs as installed, with its default settings (the guardian on, flash attention on) in
+fresh config and data directories. The library runs as it opens a model by default (flash
+attention off: what a user of the library gets) and, under `same_settings`, with flash
+attention on (the engine's own cost, the settings aside; its text must be breeze's, whose
+token count then serves for both). The library's default side counts its chunks with text,
+one a token.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ PROMPT = "Write a long story about a dragon who learns to fly."
 MAX_TOKENS = 256
 SAMPLING = {"temperature": 0.0, "repeat_penalty": 1.0, "top_k": 40, "top_p": 0.95, "min_p": 0.05}
 N_CTX = 4096
-PAIRS = 9
+ROUNDS = 9
 HELD_TAIL_CHARS = 64  # the most the guardian holds back at the end of a cut reply
 
 
@@ -42,8 +46,8 @@ def _breeze_command(threads: int) -> list[str]:
     return [*command, PROMPT]
 
 
-def _library_command(model: str, threads: int) -> list[str]:
-    config = json.dumps({"model": model, "threads": threads})
+def _library_command(model: str, threads: int, flash_attn: bool) -> list[str]:
+    config = json.dumps({"model": model, "threads": threads, "flash_attn": flash_attn})
     return [sys.executable, "-m", "benchmarks.ask_throughput", "--library-child", config]
 
 
@@ -65,7 +69,7 @@ def _run(command: list[str], text_of: Callable[[dict[str, Any]], str],
                                cwd=root, env=env)
     assert process.stdout is not None
     first = last = None
-    text = ""
+    text, pieces = "", 0
     line: dict[str, Any] = {}
     for raw in process.stdout:
         arrived = time.perf_counter()
@@ -75,10 +79,11 @@ def _run(command: list[str], text_of: Callable[[dict[str, Any]], str],
             first = first or arrived
             last = arrived
             text += piece
+            pieces += 1
     status = process.wait()
     assert status == 0 and first is not None and last is not None, (command[:3], status)
     return {"first_text_ms": (first - began) * 1000, "generating_s": last - first,
-            "text": text, "last_line": line}
+            "text": text, "pieces": pieces, "last_line": line}
 
 
 def _same_reply(breeze: str, library: str) -> bool:
@@ -103,46 +108,60 @@ def _measure() -> dict[str, object]:
     from breeze.engine.models import resolve
 
     threads = os.cpu_count() or 1
-    library = _library_command(str(resolve(None)), threads)
     breeze = _breeze_command(threads)
     ours: list[dict[str, Any]] = []
-    theirs: list[dict[str, Any]] = []
+    theirs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     with tempfile.TemporaryDirectory(prefix="breeze-bench-") as tmp:
-        def run_breeze(runs: list[dict[str, Any]]) -> None:
+        def run_breeze() -> None:
             with tempfile.TemporaryDirectory(dir=tmp) as home:  # a fresh config each run
-                runs.append(_run(breeze, _breeze_text, _breeze_env(Path(home))))
+                ours.append(_run(breeze, _breeze_text, _breeze_env(Path(home))))
 
-        def run_library(runs: list[dict[str, Any]]) -> None:
-            runs.append(_run(library, _library_text, dict(os.environ)))
+        def library(flash_attn: bool) -> Callable[[], None]:
+            command = _library_command(str(resolve(None)), threads, flash_attn)
+            return lambda: theirs[flash_attn].append(
+                _run(command, _library_text, dict(os.environ)))
 
-        run_breeze([])  # warm up: the page cache, the guardian's classifier cache
-        run_library([])
-        for i in range(PAIRS):
-            pair = [(run_breeze, ours), (run_library, theirs)]
-            for run, runs in pair if i % 2 else pair[::-1]:
-                run(runs)
+        sides = [run_breeze, library(False), library(True)]
+        for side in sides:  # warm up: the page cache, the guardian's classifier cache
+            side()
+        ours.clear()
+        theirs[False].clear()
+        theirs[True].clear()
+        for i in range(ROUNDS):
+            for side in sides[i % 3:] + sides[:i % 3]:
+                side()
     tokens = int(ours[-1]["last_line"]["metadata"]["tokens_generated"])
-    same = all(_same_reply(a["text"], b["text"]) for a, b in zip(ours, theirs, strict=True))
     ours_tps = [(tokens - 1) / r["generating_s"] for r in ours]
-    raw_tps = [(tokens - 1) / r["generating_s"] for r in theirs]
-    ratios = [a / b for a, b in zip(ours_tps, raw_tps, strict=True)]
+    default_tps = [(r["pieces"] - 1) / r["generating_s"] for r in theirs[False]]
+    same_tps = [(tokens - 1) / r["generating_s"] for r in theirs[True]]
     ours_first = [r["first_text_ms"] for r in ours]
-    raw_first = [r["first_text_ms"] for r in theirs]
-    first_differences = [a - b for a, b in zip(ours_first, raw_first, strict=True)]
+
+    def compared(library_tps: list[float], runs: list[dict[str, Any]]) -> dict[str, Any]:
+        first = [r["first_text_ms"] for r in runs]
+        return {
+            "llama_cpp_python_tokens_per_s": _spread(library_tps),
+            "throughput_ratio": _spread(
+                [a / b for a, b in zip(ours_tps, library_tps, strict=True)], 3),
+            "llama_cpp_python_first_text_ms": _spread(first),
+            "first_text_difference_ms": _spread(
+                [a - b for a, b in zip(ours_first, first, strict=True)]),
+        }
+
     return {
         "benchmark": "ask_throughput",
         "model": "SmolLM2-135M-Instruct.Q4_1",
         "threads": threads,
         "tokens": tokens,
-        "pairs": PAIRS,
-        "same_output": same,
+        "rounds": ROUNDS,
         "breeze_ask_tokens_per_s": _spread(ours_tps),
-        "llama_cpp_python_tokens_per_s": _spread(raw_tps),
-        "throughput_ratio": _spread(ratios, 3),
-        "throughput_goal": 1.03,
         "breeze_ask_first_text_ms": _spread(ours_first),
-        "llama_cpp_python_first_text_ms": _spread(raw_first),
-        "first_text_difference_ms": _spread(first_differences),
+        **compared(default_tps, theirs[False]),
+        "throughput_goal": 1.03,
+        "same_settings": {
+            "same_output": all(_same_reply(a["text"], b["text"])
+                               for a, b in zip(ours, theirs[True], strict=True)),
+            **compared(same_tps, theirs[True]),
+        },
     }
 
 
@@ -152,7 +171,8 @@ def _library_child(config: dict[str, Any]) -> None:
 
     threads = int(config["threads"])
     llm = llama_cpp.Llama(config["model"], n_ctx=N_CTX, n_threads=threads,
-                          n_threads_batch=threads, verbose=False)
+                          n_threads_batch=threads, flash_attn=bool(config["flash_attn"]),
+                          verbose=False)
     stream = llm.create_chat_completion(default_model_chat(PROMPT),
                                         max_tokens=MAX_TOKENS, stream=True, **SAMPLING)
     for chunk in stream:

@@ -58,7 +58,7 @@ class LlamaCppRunner(BlockingRunner):
 
     def __init__(self) -> None:
         self._llm: Any = None
-        self._key: tuple[str, int, int] | None = None
+        self._key: tuple[str, int, int, bool] | None = None
         self._loaded_for: tuple[Any, ...] = ()  # the params `_key` was resolved from
         self._formatter: Any = None
         self._format: ChatFormat | None = None
@@ -86,6 +86,8 @@ class LlamaCppRunner(BlockingRunner):
                 ParamSpec("stop", list, None, description="strings that end the reply"),
                 ParamSpec("n_ctx", int, 4096, 64, 131072, description="context window, tokens"),
                 ParamSpec("n_threads", int, cores, 1, 512, description="CPU threads"),
+                ParamSpec("flash_attn", bool, True, description="flash attention: faster "
+                          "replies on a CPU too (llama.cpp turns it off where unsupported)"),
             ]
         )
 
@@ -98,7 +100,8 @@ class LlamaCppRunner(BlockingRunner):
 
     def load(self, params: Mapping[str, Any]) -> None:
         path = resolve(params.get("model"), "LLM")
-        key = (str(path), int(params.get("n_ctx", 4096)), int(params.get("n_threads", 1)))
+        key = (str(path), int(params.get("n_ctx", 4096)), int(params.get("n_threads", 1)),
+               bool(params.get("flash_attn", True)))
         if self._key == key:  # loaded: no need to wait for (nor hang behind) a generation
             return
         entry = entry_for(params.get("model"), path)
@@ -106,7 +109,7 @@ class LlamaCppRunner(BlockingRunner):
             if self._key == key:
                 return
             self._unload_locked()
-            self._llm = _open_model(path, key[1], key[2])
+            self._llm = _open_model(path, *key[1:])
             self._format = choose(self._llm.metadata, entry.chat_format if entry else None)
             self._formatter = _chat_formatter(self._llm, self._format)
             self._system_prompt = entry.system_prompt if entry else ""
@@ -137,7 +140,8 @@ class LlamaCppRunner(BlockingRunner):
 
 def _load_params(params: Mapping[str, Any]) -> tuple[Any, ...]:
     """What `load` reads from the params: the same values load the same model."""
-    return params.get("model"), params.get("n_ctx", 4096), params.get("n_threads", 1)
+    return (params.get("model"), params.get("n_ctx", 4096), params.get("n_threads", 1),
+            params.get("flash_attn", True))
 
 
 class _Generation:
@@ -544,7 +548,7 @@ def _route_native_log() -> None:
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 
-def _open_model(path: Path, n_ctx: int, n_threads: int) -> Any:
+def _open_model(path: Path, n_ctx: int, n_threads: int, flash_attn: bool) -> Any:
     llama_cpp = _llama()
     _route_native_log()
     if _magic(path) != b"GGUF":
@@ -559,6 +563,7 @@ def _open_model(path: Path, n_ctx: int, n_threads: int) -> Any:
                 n_ctx=n_ctx,
                 n_threads=n_threads,
                 n_threads_batch=n_threads,
+                flash_attn=flash_attn,
                 verbose=True,
             )
             llm.verbose = False  # no report on stderr after each reply

@@ -43,17 +43,23 @@ def library_chat(text: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": text}]
 
 
+def library_model():
+    """The default model as llama-cpp-python opens it with the runner's settings."""
+    import llama_cpp
+
+    return llama_cpp.Llama(str(resolve(None)), n_ctx=4096, n_threads=os.cpu_count(),
+                           flash_attn=True, verbose=False)
+
+
 def ask(text: str, **params) -> InferenceRequest:
     return InferenceRequest({"text": text}, {**GREEDY, **params})
 
 
 async def test_greedy_output_equals_llama_cpp_python(engine):
-    import llama_cpp
 
     question = "What is the capital of France?"
     ours = await engine.run(ask(question, max_tokens=48))
-    llm = llama_cpp.Llama(str(resolve(None)), n_ctx=4096, n_threads=os.cpu_count(),
-                          verbose=False)
+    llm = library_model()
     try:
         theirs = llm.create_chat_completion(
             library_chat(question), max_tokens=48, **{
@@ -73,13 +79,11 @@ async def test_greedy_output_equals_llama_cpp_python(engine):
     {"temperature": 0.0, "repeat_penalty": 1.3},  # greedy after the penalty
 ])
 async def test_sampling_with_a_seed_or_a_penalty_equals_llama_cpp_python(engine, sampling):
-    import llama_cpp
 
     question = "Tell me about the sea."
     params = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "max_tokens": 40, **sampling}
     ours = await engine.run(InferenceRequest({"text": question}, params))
-    llm = llama_cpp.Llama(str(resolve(None)), n_ctx=4096, n_threads=os.cpu_count(),
-                          verbose=False)
+    llm = library_model()
     try:
         theirs = llm.create_chat_completion(library_chat(question), **params)
     finally:
