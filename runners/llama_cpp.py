@@ -161,6 +161,7 @@ class _Generation:
         self.emit = emit
         self.started = time.perf_counter()
         self.text = ""
+        self.continuing = False  # a reply to continue: its first piece may start with a blank
         self.sent = 0  # characters of self.text already emitted
         self.sentences = SentenceStream()  # stream_mode "sentence": what is complete
         self.n_generated = 0
@@ -169,6 +170,7 @@ class _Generation:
 
     def run(self) -> None:
         messages = _messages(self.request, self.default_system_prompt)
+        self.continuing = messages[-1]["role"] == "assistant"
         max_tokens = int(self.params.get("max_tokens", 512))
         try:
             tokens = self._fit(messages, max_tokens)
@@ -308,6 +310,8 @@ class _Generation:
                     self.first_token_at = time.perf_counter()
                     self.meta["ttft_ms"] = round((self.first_token_at - self.started) * 1000, 3)
                 piece = utf8.feed(llm.detokenize([tok]))
+                if not self.text and not self.continuing:
+                    piece = piece.lstrip()  # a SentencePiece model's first word comes with one
                 self.text += piece
                 if stops and self._hit_stop(stops, len(self.text) - len(piece) - longest_stop):
                     finish = "stop"

@@ -316,6 +316,7 @@ async def test_every_packaged_catalog_model_answers(engine, model):
     assert result.ok, result.error
     assert "Paris" in result.text, result.text
     assert "<|im_start|>" not in result.text and "<start_of_turn>" not in result.text
+    assert result.text == result.text.lstrip(), "the reply starts with a blank"
 
 
 def test_a_file_without_a_template_gets_the_format_of_its_architecture():
