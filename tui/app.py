@@ -100,8 +100,7 @@ class BreezeApp(App[None]):
     @work(exclusive=True, group="preload")
     async def preload(self) -> None:
         """Load the model in the background; the prompt works meanwhile."""
-        if self.chat.idle and not self.talk.active:  # a reply, speech or talk keeps its own
-            self.chat.status.state = "loading model…"
+        self.chat.model_loading()
         try:
             info = await self.engine.preload(
                 Capability.LLM, runner=self.conversation.runner, params=self.conversation.params

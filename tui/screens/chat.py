@@ -571,10 +571,19 @@ class ChatScreen(Screen[None]):
         button.label, button.variant = ("Speak ✓", "success") if on else ("Speak", "default")
         self.status.speech_on = on
 
+    @property
+    def _status_free(self) -> bool:
+        """No reply, speech or spoken conversation shows its own state."""
+        return self.idle and not self.talking
+
+    def model_loading(self) -> None:
+        if self._status_free:
+            self.status.state = "loading model…"
+
     def model_loaded(self, info: dict[str, object]) -> None:
         self.model_ready = True
         self.status.update_from(info)
-        if self.idle and not self.talking:  # a conversation shows its own state
+        if self._status_free:
             self.status.state = "ready"
 
     def model_failed(self, error: BreezeError) -> None:
