@@ -43,12 +43,12 @@ def library_chat(text: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": text}]
 
 
-def library_model():
+def library_model(flash_attn: bool = True):
     """The default model as llama-cpp-python opens it with the runner's settings."""
     import llama_cpp
 
     return llama_cpp.Llama(str(resolve(None)), n_ctx=4096, n_threads=os.cpu_count(),
-                           flash_attn=True, verbose=False)
+                           flash_attn=flash_attn, verbose=False)
 
 
 def ask(text: str, **params) -> InferenceRequest:
@@ -56,7 +56,6 @@ def ask(text: str, **params) -> InferenceRequest:
 
 
 async def test_greedy_output_equals_llama_cpp_python(engine):
-
     question = "What is the capital of France?"
     ours = await engine.run(ask(question, max_tokens=48))
     llm = library_model()
@@ -79,7 +78,6 @@ async def test_greedy_output_equals_llama_cpp_python(engine):
     {"temperature": 0.0, "repeat_penalty": 1.3},  # greedy after the penalty
 ])
 async def test_sampling_with_a_seed_or_a_penalty_equals_llama_cpp_python(engine, sampling):
-
     question = "Tell me about the sea."
     params = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "max_tokens": 40, **sampling}
     ours = await engine.run(InferenceRequest({"text": question}, params))
@@ -90,6 +88,25 @@ async def test_sampling_with_a_seed_or_a_penalty_equals_llama_cpp_python(engine,
         llm.close()
     assert ours.ok and ours.text
     assert ours.text == theirs["choices"][0]["message"]["content"]
+
+
+async def test_flash_attention_off_gives_the_text_of_the_librarys_defaults(engine):
+    """Flash attention changes a greedy reply's arithmetic enough to change its words; with
+    `flash_attn` off the runner opens the model as llama-cpp-python does by default."""
+    question = "Tell me about the sea."
+    params = {"temperature": 0.0, "repeat_penalty": 1.3, "top_k": 40, "top_p": 0.95,
+              "min_p": 0.05, "max_tokens": 40}
+    flash = await engine.run(InferenceRequest({"text": question}, params))
+    plain = await engine.run(InferenceRequest({"text": question},
+                                              {**params, "flash_attn": "false"}))
+    llm = library_model(flash_attn=False)
+    try:
+        theirs = llm.create_chat_completion(library_chat(question), **params)
+    finally:
+        llm.close()
+    assert plain.ok and flash.ok
+    assert plain.text == theirs["choices"][0]["message"]["content"]
+    assert plain.text != flash.text, "this reply no longer tells the two settings apart"
 
 
 def test_decoding_leaves_no_thread_team_behind(runner):
