@@ -84,7 +84,8 @@ async def test_speech_starts_before_the_reply_ends_and_says_all_of_it(engine, pl
 
 async def test_cancel_stops_the_reply_the_synthesis_and_the_sound(engine, llm, tts, player):
     with MonitorRecorder() as recorder:
-        speech = speak_reply(engine, ask("Write a long story about the sea.", 600), player)
+        # a reply far longer than the test: still being written when it is cancelled
+        speech = speak_reply(engine, ask("Write a long story about the sea.", 3000), player)
         first_start = None
         async for event in speech:
             if isinstance(event, SentenceAudio) and first_start is None:
