@@ -43,12 +43,17 @@ def library_chat(text: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": text}]
 
 
-def library_model(flash_attn: bool = True):
-    """The default model as llama-cpp-python opens it with the runner's settings."""
+def library_reply(question: str, params: dict, flash_attn: bool = True) -> dict:
+    """llama-cpp-python's own chat completion of `question` on the default model, opened
+    with the runner's settings (flash attention as given)."""
     import llama_cpp
 
-    return llama_cpp.Llama(str(resolve(None)), n_ctx=4096, n_threads=os.cpu_count(),
-                           flash_attn=flash_attn, verbose=False)
+    llm = llama_cpp.Llama(str(resolve(None)), n_ctx=4096, n_threads=os.cpu_count(),
+                          flash_attn=flash_attn, verbose=False)
+    try:
+        return llm.create_chat_completion(library_chat(question), **params)["choices"][0]
+    finally:
+        llm.close()
 
 
 def ask(text: str, **params) -> InferenceRequest:
@@ -58,19 +63,12 @@ def ask(text: str, **params) -> InferenceRequest:
 async def test_greedy_output_equals_llama_cpp_python(engine):
     question = "What is the capital of France?"
     ours = await engine.run(ask(question, max_tokens=48))
-    llm = library_model()
-    try:
-        theirs = llm.create_chat_completion(
-            library_chat(question), max_tokens=48, **{
-                "temperature": 0.0, "repeat_penalty": 1.0, "top_k": 40, "top_p": 0.95,
-                "min_p": 0.05,
-            }
-        )
-    finally:
-        llm.close()
+    theirs = library_reply(question, {"max_tokens": 48, "temperature": 0.0,
+                                      "repeat_penalty": 1.0, "top_k": 40, "top_p": 0.95,
+                                      "min_p": 0.05})
     assert ours.ok and ours.text
-    assert ours.text == theirs["choices"][0]["message"]["content"]
-    assert ours.metadata["finish_reason"] == theirs["choices"][0]["finish_reason"]
+    assert ours.text == theirs["message"]["content"]
+    assert ours.metadata["finish_reason"] == theirs["finish_reason"]
 
 
 @pytest.mark.parametrize("sampling", [
@@ -81,13 +79,8 @@ async def test_sampling_with_a_seed_or_a_penalty_equals_llama_cpp_python(engine,
     question = "Tell me about the sea."
     params = {"top_k": 40, "top_p": 0.95, "min_p": 0.05, "max_tokens": 40, **sampling}
     ours = await engine.run(InferenceRequest({"text": question}, params))
-    llm = library_model()
-    try:
-        theirs = llm.create_chat_completion(library_chat(question), **params)
-    finally:
-        llm.close()
     assert ours.ok and ours.text
-    assert ours.text == theirs["choices"][0]["message"]["content"]
+    assert ours.text == library_reply(question, params)["message"]["content"]
 
 
 async def test_flash_attention_off_gives_the_text_of_the_librarys_defaults(engine):
@@ -99,13 +92,8 @@ async def test_flash_attention_off_gives_the_text_of_the_librarys_defaults(engin
     flash = await engine.run(InferenceRequest({"text": question}, params))
     plain = await engine.run(InferenceRequest({"text": question},
                                               {**params, "flash_attn": "false"}))
-    llm = library_model(flash_attn=False)
-    try:
-        theirs = llm.create_chat_completion(library_chat(question), **params)
-    finally:
-        llm.close()
     assert plain.ok and flash.ok
-    assert plain.text == theirs["choices"][0]["message"]["content"]
+    assert plain.text == library_reply(question, params, flash_attn=False)["message"]["content"]
     assert plain.text != flash.text, "this reply no longer tells the two settings apart"
 
 
